@@ -1,0 +1,1 @@
+//! Shared shapes for fedge's criterion benchmarks.

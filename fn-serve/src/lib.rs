@@ -1,0 +1,1 @@
+//! fn-serve (under construction)

@@ -1,0 +1,1 @@
+//! fn-train (under construction)
