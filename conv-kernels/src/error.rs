@@ -57,6 +57,11 @@ pub(crate) fn check_len(
     if got == expected {
         Ok(())
     } else {
-        Err(KernelError::BufferLen { op, buffer, expected, got })
+        Err(KernelError::BufferLen {
+            op,
+            buffer,
+            expected,
+            got,
+        })
     }
 }

@@ -64,9 +64,20 @@ impl Conv2dGeometry {
         padding: Padding,
     ) -> Result<Self> {
         const OP: &str = "conv2d";
-        let dims = [batch, in_channels, in_h, in_w, out_channels, kernel_h, kernel_w];
+        let dims = [
+            batch,
+            in_channels,
+            in_h,
+            in_w,
+            out_channels,
+            kernel_h,
+            kernel_w,
+        ];
         if dims.contains(&0) {
-            return Err(KernelError::Geometry { op: OP, reason: format!("zero dimension in {dims:?}") });
+            return Err(KernelError::Geometry {
+                op: OP,
+                reason: format!("zero dimension in {dims:?}"),
+            });
         }
         let (pad_top, pad_left, out_h, out_w) = match padding {
             Padding::Valid => {
@@ -174,9 +185,14 @@ impl Pool2dGeometry {
         stride_w: usize,
     ) -> Result<Self> {
         const OP: &str = "maxpool2d";
-        let dims = [batch, channels, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w];
+        let dims = [
+            batch, channels, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w,
+        ];
         if dims.contains(&0) {
-            return Err(KernelError::Geometry { op: OP, reason: format!("zero dimension in {dims:?}") });
+            return Err(KernelError::Geometry {
+                op: OP,
+                reason: format!("zero dimension in {dims:?}"),
+            });
         }
         if kernel_h > in_h || kernel_w > in_w {
             return Err(KernelError::Geometry {
@@ -193,7 +209,18 @@ impl Pool2dGeometry {
                 reason: "input plane too large for u32 argmax indices".into(),
             });
         }
-        Ok(Self { batch, channels, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, out_h, out_w })
+        Ok(Self {
+            batch,
+            channels,
+            in_h,
+            in_w,
+            kernel_h,
+            kernel_w,
+            stride_h,
+            stride_w,
+            out_h,
+            out_w,
+        })
     }
 
     /// The common 2x2 window with stride 2.
@@ -234,7 +261,11 @@ impl DenseGeometry {
         mul(OP, &[batch, in_features])?;
         mul(OP, &[batch, out_features])?;
         mul(OP, &[out_features, in_features])?;
-        Ok(Self { batch, in_features, out_features })
+        Ok(Self {
+            batch,
+            in_features,
+            out_features,
+        })
     }
     /// Elements of the input.
     pub fn input_len(&self) -> usize {

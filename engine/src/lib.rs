@@ -1,3 +1,13 @@
 //! # engine: fedge's from-scratch ML engine (under construction)
 #![deny(missing_docs)]
+
+pub mod error;
+pub mod params;
+pub mod rng;
+pub mod tensor;
+
 pub use conv_kernels as kernels;
+pub use error::{Error, Result};
+pub use params::ParamSet;
+pub use rng::Rng;
+pub use tensor::{SharedBytes, Tensor};

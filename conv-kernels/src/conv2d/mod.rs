@@ -107,7 +107,11 @@ pub fn conv2d_backward_weight(
 ///
 /// # Shapes
 /// grad_out `[N, O, OH, OW]`, grad_bias `[O]`.
-pub fn conv2d_backward_bias(g: &Conv2dGeometry, grad_out: &[f32], grad_bias: &mut [f32]) -> Result<()> {
+pub fn conv2d_backward_bias(
+    g: &Conv2dGeometry,
+    grad_out: &[f32],
+    grad_bias: &mut [f32],
+) -> Result<()> {
     const OP: &str = "conv2d_backward_bias";
     check_len(OP, "grad_out", grad_out.len(), g.output_len())?;
     check_len(OP, "grad_bias", grad_bias.len(), g.out_channels)?;

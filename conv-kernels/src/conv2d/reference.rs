@@ -29,7 +29,9 @@ pub fn conv2d_forward(
                             for kw in 0..g.kernel_w {
                                 let ih = (oh + kh) as isize - g.pad_top as isize;
                                 let iw = (ow + kw) as isize - g.pad_left as isize;
-                                let wv = w[((oc * g.in_channels + c) * g.kernel_h + kh) * g.kernel_w + kw];
+                                let wv = w[((oc * g.in_channels + c) * g.kernel_h + kh)
+                                    * g.kernel_w
+                                    + kw];
                                 acc += at(g, x, n, c, ih, iw) * wv;
                             }
                         }
@@ -57,11 +59,18 @@ pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut
                             for kw in 0..g.kernel_w {
                                 let ih = (oh + kh) as isize - g.pad_top as isize;
                                 let iw = (ow + kw) as isize - g.pad_left as isize;
-                                if ih < 0 || iw < 0 || ih as usize >= g.in_h || iw as usize >= g.in_w {
+                                if ih < 0
+                                    || iw < 0
+                                    || ih as usize >= g.in_h
+                                    || iw as usize >= g.in_w
+                                {
                                     continue;
                                 }
-                                let wv = w[((oc * g.in_channels + c) * g.kernel_h + kh) * g.kernel_w + kw];
-                                dx[((n * g.in_channels + c) * g.in_h + ih as usize) * g.in_w + iw as usize] += d * wv;
+                                let wv = w[((oc * g.in_channels + c) * g.kernel_h + kh)
+                                    * g.kernel_w
+                                    + kw];
+                                dx[((n * g.in_channels + c) * g.in_h + ih as usize) * g.in_w
+                                    + iw as usize] += d * wv;
                             }
                         }
                     }
@@ -83,7 +92,8 @@ pub fn conv2d_backward_weight(g: &Conv2dGeometry, x: &[f32], dy: &[f32], dw: &mu
                             for ow in 0..g.out_w {
                                 let ih = (oh + kh) as isize - g.pad_top as isize;
                                 let iw = (ow + kw) as isize - g.pad_left as isize;
-                                acc += dy[((n * g.out_channels + oc) * g.out_h + oh) * g.out_w + ow]
+                                acc += dy
+                                    [((n * g.out_channels + oc) * g.out_h + oh) * g.out_w + ow]
                                     * at(g, x, n, c, ih, iw);
                             }
                         }

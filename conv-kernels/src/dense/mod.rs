@@ -69,7 +69,11 @@ pub fn dense_backward_weight(
 ///
 /// # Shapes
 /// grad_out `[N, out]`, grad_bias `[out]`.
-pub fn dense_backward_bias(g: &DenseGeometry, grad_out: &[f32], grad_bias: &mut [f32]) -> Result<()> {
+pub fn dense_backward_bias(
+    g: &DenseGeometry,
+    grad_out: &[f32],
+    grad_bias: &mut [f32],
+) -> Result<()> {
     const OP: &str = "dense_backward_bias";
     check_len(OP, "grad_out", grad_out.len(), g.output_len())?;
     check_len(OP, "grad_bias", grad_bias.len(), g.out_features)?;

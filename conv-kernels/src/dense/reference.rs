@@ -3,7 +3,14 @@
 use crate::geometry::DenseGeometry;
 
 /// `y[n,o] = bias[o] + sum_i x[n,i] * w[o,i]`, then ReLU if asked.
-pub fn dense_forward(g: &DenseGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]) {
+pub fn dense_forward(
+    g: &DenseGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
     for n in 0..g.batch {
         for o in 0..g.out_features {
             let mut acc = bias.map_or(0.0, |b| b[o]);

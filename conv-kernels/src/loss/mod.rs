@@ -6,7 +6,12 @@ use crate::error::{KernelError, Result, check_len};
 
 fn check_labels(op: &'static str, labels: &[u32], classes: usize) -> Result<()> {
     match labels.iter().position(|&l| l as usize >= classes) {
-        Some(row) => Err(KernelError::Label { op, row, label: labels[row], classes }),
+        Some(row) => Err(KernelError::Label {
+            op,
+            row,
+            label: labels[row],
+            classes,
+        }),
         None => Ok(()),
     }
 }
@@ -21,7 +26,10 @@ pub fn softmax_forward(logits: &[f32], classes: usize, probs: &mut [f32]) -> Res
         });
     }
     check_len(OP, "probs", probs.len(), logits.len())?;
-    for (row, p) in logits.chunks_exact(classes).zip(probs.chunks_exact_mut(classes)) {
+    for (row, p) in logits
+        .chunks_exact(classes)
+        .zip(probs.chunks_exact_mut(classes))
+    {
         let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
         let mut s = 0.0f32;
         for (p, &v) in p.iter_mut().zip(row) {
@@ -47,7 +55,12 @@ pub fn softmax_cross_entropy_forward(
     probs: &mut [f32],
 ) -> Result<f32> {
     const OP: &str = "softmax_cross_entropy_forward";
-    check_len(OP, "logits", logits.len(), labels.len().saturating_mul(classes))?;
+    check_len(
+        OP,
+        "logits",
+        logits.len(),
+        labels.len().saturating_mul(classes),
+    )?;
     check_labels(OP, labels, classes)?;
     softmax_forward(logits, classes, probs)?;
     let mut total = 0.0f64;
@@ -67,7 +80,12 @@ pub fn softmax_cross_entropy_backward(
     grad_logits: &mut [f32],
 ) -> Result<()> {
     const OP: &str = "softmax_cross_entropy_backward";
-    check_len(OP, "probs", probs.len(), labels.len().saturating_mul(classes))?;
+    check_len(
+        OP,
+        "probs",
+        probs.len(),
+        labels.len().saturating_mul(classes),
+    )?;
     check_len(OP, "grad_logits", grad_logits.len(), probs.len())?;
     check_labels(OP, labels, classes)?;
     reference::softmax_cross_entropy_backward(probs, labels, classes, grad_logits);

@@ -23,9 +23,18 @@ pub fn cross_entropy_mean(logits: &[f32], labels: &[u32], classes: usize) -> f32
 }
 
 /// `dlogits = (softmax - onehot(label)) / N`.
-pub fn softmax_cross_entropy_backward(probs: &[f32], labels: &[u32], classes: usize, dlogits: &mut [f32]) {
+pub fn softmax_cross_entropy_backward(
+    probs: &[f32],
+    labels: &[u32],
+    classes: usize,
+    dlogits: &mut [f32],
+) {
     let inv_n = 1.0 / labels.len() as f32;
-    for ((d, p), &l) in dlogits.chunks_mut(classes).zip(probs.chunks(classes)).zip(labels) {
+    for ((d, p), &l) in dlogits
+        .chunks_mut(classes)
+        .zip(probs.chunks(classes))
+        .zip(labels)
+    {
         for (k, (d, &p)) in d.iter_mut().zip(p).enumerate() {
             let t = if k == l as usize { 1.0 } else { 0.0 };
             *d = (p - t) * inv_n;
