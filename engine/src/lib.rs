@@ -1,12 +1,14 @@
 //! # engine: fedge's from-scratch ML engine (under construction)
 #![deny(missing_docs)]
 
+pub mod data;
 pub mod error;
 pub mod params;
 pub mod rng;
 pub mod tensor;
 
 pub use conv_kernels as kernels;
+pub use data::Dataset;
 pub use error::{Error, Result};
 pub use params::ParamSet;
 pub use rng::Rng;

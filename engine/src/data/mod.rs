@@ -1,0 +1,5 @@
+//! Data: the u8 [`Dataset`], the MNIST IDX format, and federated partitions.
+
+mod dataset;
+
+pub use dataset::Dataset;
