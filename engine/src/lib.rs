@@ -3,6 +3,7 @@
 
 pub mod data;
 pub mod error;
+mod fsutil;
 pub mod params;
 pub mod rng;
 pub mod tensor;

@@ -1,5 +1,8 @@
-//! Data: the u8 [`Dataset`], the MNIST IDX format, and federated partitions.
+//! Data: the u8 [`Dataset`], the MNIST IDX format ([`idx`], [`mnist`]), and federated
+//! partitions.
 
 mod dataset;
+pub mod idx;
+pub mod mnist;
 
 pub use dataset::Dataset;
