@@ -4,5 +4,7 @@
 mod dataset;
 pub mod idx;
 pub mod mnist;
+pub mod partition;
 
 pub use dataset::Dataset;
+pub use partition::{PartitionSpec, partition};
