@@ -12,22 +12,29 @@
 //! The crate knows nothing of layers or models; `engine` builds those on top.
 
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod activation;
 pub mod conv2d;
 pub mod dense;
+pub mod dispatch;
 pub mod dropout;
 mod error;
+pub mod gemm;
 pub mod geometry;
 pub mod loss;
 pub mod pool;
+mod simd;
+pub mod threads;
 
 pub use activation::{relu_backward, relu_backward_inplace, relu_forward, relu_forward_inplace};
 pub use conv2d::{
-    Activation, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
-    conv2d_forward, conv2d_scratch_len,
+    Activation, ConvAlgo, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+    conv2d_forward, conv2d_scratch_len, conv2d_scratch_slot_len,
 };
 pub use dense::{dense_backward_bias, dense_backward_input, dense_backward_weight, dense_forward};
+pub use dispatch::{Isa, Kernels, active_isa, kernels};
 pub use dropout::{dropout_backward, dropout_forward, dropout_forward_inplace};
 pub use error::{KernelError, Result};
 pub use geometry::{Conv2dGeometry, DenseGeometry, Padding, Pool2dGeometry};

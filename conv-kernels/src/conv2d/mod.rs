@@ -1,11 +1,29 @@
 //! Stride-1 2D convolution, NCHW activations, OIHW weights: forward and the three gradients.
 //!
-//! The public functions validate every buffer against the [`Conv2dGeometry`]
-//! and then run the fastest path for the shape; [`reference`] holds the naive oracle.
+//! # Algorithms ([`ConvAlgo`])
+//!
+//! * [`ConvAlgo::Im2colGemm`] (`im2col.rs`): a chunk of images is unrolled into a
+//!   `[C·KH·KW, images·OH·OW]` matrix and multiplied by the weights with `matrixmultiply`'s
+//!   sgemm; the bias + ReLU epilogue is fused into the copy out. Wins whenever the reduction
+//!   K = C·KH·KW is large (conv2: 800), because the GEMM microkernel then runs near peak.
+//!   Both gradients always use it: `dcol = Wᵀ·dY` then col2im, and `dW = dY·colᵀ`.
+//! * [`ConvAlgo::Direct`] (`direct.rs`, forward only): output rows accumulate in SIMD
+//!   registers straight from a zero-padded copy of the image. Wins when K is small (conv1:
+//!   one channel, 25 taps), where GEMM packing and C traffic dominate.
+//! * [`ConvAlgo::Auto`] picks Direct for `C·KH·KW <= 32`, else Im2colGemm.
+//!
+//! The public functions validate every buffer against the [`Conv2dGeometry`] and return a
+//! [`crate::KernelError`] before touching memory; [`reference`] holds the naive oracle.
+//! Work is split over images only (forward, input gradient) or over row panels of the weight
+//! gradient, whose reduction over the batch runs in a fixed chunk order: bit-identical for
+//! any thread count.
 
+pub(crate) mod direct;
+pub(crate) mod im2col;
 pub mod reference;
 
-use crate::error::{Result, check_len};
+use crate::dispatch::{Kernels, kernels};
+use crate::error::{KernelError, Result, check_len};
 use crate::geometry::Conv2dGeometry;
 
 /// Epilogue fused into a forward kernel.
@@ -18,17 +36,49 @@ pub enum Activation {
     Relu,
 }
 
-/// Scratch elements the conv2d kernels need for geometry `g`.
-pub fn conv2d_scratch_len(g: &Conv2dGeometry) -> usize {
-    let _ = g;
-    0
+/// Forward convolution algorithm; every variant works for every geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ConvAlgo {
+    /// Choose by shape (see the module docs).
+    #[default]
+    Auto,
+    /// im2col + sgemm.
+    Im2colGemm,
+    /// Direct SIMD accumulation.
+    Direct,
 }
 
-fn check_scratch(g: &Conv2dGeometry, scratch: &[f32]) -> Result<()> {
-    let need = conv2d_scratch_len(g);
+impl ConvAlgo {
+    /// The concrete algorithm `Auto` resolves to for `g`.
+    pub fn resolve(self, g: &Conv2dGeometry) -> ConvAlgo {
+        match self {
+            ConvAlgo::Auto if g.in_channels * g.kernel_h * g.kernel_w <= 32 => ConvAlgo::Direct,
+            ConvAlgo::Auto => ConvAlgo::Im2colGemm,
+            other => other,
+        }
+    }
+}
+
+/// Scratch elements one worker needs for any conv2d kernel of geometry `g`.
+pub fn conv2d_scratch_slot_len(g: &Conv2dGeometry) -> usize {
+    im2col::Im2colPlan::new(g).slot_len.max(direct::slot_len(g))
+}
+
+/// Scratch elements the conv2d kernels need for geometry `g`: one slot per worker thread the
+/// process is configured for (see [`crate::threads`]), at most one per image.
+///
+/// Any length of at least [`conv2d_scratch_slot_len`] is accepted; kernels use as many
+/// parallel workers as there are whole slots (and threads). Results do not depend on it.
+pub fn conv2d_scratch_len(g: &Conv2dGeometry) -> usize {
+    let slots = crate::threads::configured_threads().clamp(1, g.batch);
+    conv2d_scratch_slot_len(g).saturating_mul(slots)
+}
+
+fn check_scratch(op: &'static str, g: &Conv2dGeometry, scratch: &[f32]) -> Result<()> {
+    let need = conv2d_scratch_slot_len(g);
     if scratch.len() < need {
-        return Err(crate::KernelError::BufferLen {
-            op: "conv2d",
+        return Err(KernelError::BufferLen {
+            op,
             buffer: "scratch",
             expected: need,
             got: scratch.len(),
@@ -41,7 +91,7 @@ fn check_scratch(g: &Conv2dGeometry, scratch: &[f32]) -> Result<()> {
 ///
 /// # Shapes
 /// input `[N, C, H, W]`, weight `[O, C, KH, KW]`, bias `[O]`, out `[N, O, OH, OW]`,
-/// scratch at least [`conv2d_scratch_len`].
+/// scratch at least [`conv2d_scratch_slot_len`] (size it with [`conv2d_scratch_len`]).
 pub fn conv2d_forward(
     g: &Conv2dGeometry,
     input: &[f32],
@@ -51,16 +101,16 @@ pub fn conv2d_forward(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<()> {
-    const OP: &str = "conv2d_forward";
-    check_len(OP, "input", input.len(), g.input_len())?;
-    check_len(OP, "weight", weight.len(), g.weight_len())?;
-    if let Some(b) = bias {
-        check_len(OP, "bias", b.len(), g.out_channels)?;
-    }
-    check_len(OP, "out", out.len(), g.output_len())?;
-    check_scratch(g, scratch)?;
-    reference::conv2d_forward(g, input, weight, bias, activation == Activation::Relu, out);
-    Ok(())
+    kernels().conv2d_forward(
+        g,
+        ConvAlgo::Auto,
+        input,
+        weight,
+        bias,
+        activation,
+        out,
+        scratch,
+    )
 }
 
 /// Gradient w.r.t. the input (overwrites `grad_input`).
@@ -74,13 +124,7 @@ pub fn conv2d_backward_input(
     grad_input: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<()> {
-    const OP: &str = "conv2d_backward_input";
-    check_len(OP, "grad_out", grad_out.len(), g.output_len())?;
-    check_len(OP, "weight", weight.len(), g.weight_len())?;
-    check_len(OP, "grad_input", grad_input.len(), g.input_len())?;
-    check_scratch(g, scratch)?;
-    reference::conv2d_backward_input(g, grad_out, weight, grad_input);
-    Ok(())
+    kernels().conv2d_backward_input(g, grad_out, weight, grad_input, scratch)
 }
 
 /// Gradient w.r.t. the weight (overwrites `grad_weight`).
@@ -94,13 +138,7 @@ pub fn conv2d_backward_weight(
     grad_weight: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<()> {
-    const OP: &str = "conv2d_backward_weight";
-    check_len(OP, "input", input.len(), g.input_len())?;
-    check_len(OP, "grad_out", grad_out.len(), g.output_len())?;
-    check_len(OP, "grad_weight", grad_weight.len(), g.weight_len())?;
-    check_scratch(g, scratch)?;
-    reference::conv2d_backward_weight(g, input, grad_out, grad_weight);
-    Ok(())
+    kernels().conv2d_backward_weight(g, input, grad_out, grad_weight, scratch)
 }
 
 /// Gradient w.r.t. the bias (overwrites `grad_bias`).
@@ -112,9 +150,91 @@ pub fn conv2d_backward_bias(
     grad_out: &[f32],
     grad_bias: &mut [f32],
 ) -> Result<()> {
-    const OP: &str = "conv2d_backward_bias";
-    check_len(OP, "grad_out", grad_out.len(), g.output_len())?;
-    check_len(OP, "grad_bias", grad_bias.len(), g.out_channels)?;
-    reference::conv2d_backward_bias(g, grad_out, grad_bias);
-    Ok(())
+    kernels().conv2d_backward_bias(g, grad_out, grad_bias)
+}
+
+impl Kernels {
+    /// [`conv2d_forward`] on this tier with a pinned algorithm.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_forward(
+        &self,
+        g: &Conv2dGeometry,
+        algo: ConvAlgo,
+        input: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        activation: Activation,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "conv2d_forward";
+        check_len(OP, "input", input.len(), g.input_len())?;
+        check_len(OP, "weight", weight.len(), g.weight_len())?;
+        if let Some(b) = bias {
+            check_len(OP, "bias", b.len(), g.out_channels)?;
+        }
+        check_len(OP, "out", out.len(), g.output_len())?;
+        check_scratch(OP, g, scratch)?;
+        let relu = activation == Activation::Relu;
+        match algo.resolve(g) {
+            ConvAlgo::Direct => direct::forward(self, g, input, weight, bias, relu, out, scratch),
+            _ => im2col::forward(self, g, input, weight, bias, relu, out, scratch),
+        }
+    }
+
+    /// [`conv2d_backward_input`] on this tier.
+    pub fn conv2d_backward_input(
+        &self,
+        g: &Conv2dGeometry,
+        grad_out: &[f32],
+        weight: &[f32],
+        grad_input: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "conv2d_backward_input";
+        check_len(OP, "grad_out", grad_out.len(), g.output_len())?;
+        check_len(OP, "weight", weight.len(), g.weight_len())?;
+        check_len(OP, "grad_input", grad_input.len(), g.input_len())?;
+        check_scratch(OP, g, scratch)?;
+        im2col::backward_input(self, g, grad_out, weight, grad_input, scratch)
+    }
+
+    /// [`conv2d_backward_weight`] on this tier.
+    pub fn conv2d_backward_weight(
+        &self,
+        g: &Conv2dGeometry,
+        input: &[f32],
+        grad_out: &[f32],
+        grad_weight: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "conv2d_backward_weight";
+        check_len(OP, "input", input.len(), g.input_len())?;
+        check_len(OP, "grad_out", grad_out.len(), g.output_len())?;
+        check_len(OP, "grad_weight", grad_weight.len(), g.weight_len())?;
+        check_scratch(OP, g, scratch)?;
+        im2col::backward_weight(g, input, grad_out, grad_weight, scratch)
+    }
+
+    /// [`conv2d_backward_bias`] on this tier: per channel, the batch in order, each plane
+    /// summed in the tier's fixed order.
+    pub fn conv2d_backward_bias(
+        &self,
+        g: &Conv2dGeometry,
+        grad_out: &[f32],
+        grad_bias: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "conv2d_backward_bias";
+        check_len(OP, "grad_out", grad_out.len(), g.output_len())?;
+        check_len(OP, "grad_bias", grad_bias.len(), g.out_channels)?;
+        let p = g.out_h * g.out_w;
+        for (oc, b) in grad_bias.iter_mut().enumerate() {
+            let mut acc = 0.0f32;
+            for n in 0..g.batch {
+                acc += (self.sum)(&grad_out[(n * g.out_channels + oc) * p..][..p]);
+            }
+            *b = acc;
+        }
+        Ok(())
+    }
 }

@@ -19,7 +19,7 @@ fn check_labels(op: &'static str, labels: &[u32], classes: usize) -> Result<()> 
 /// Row-wise softmax of `[batch, classes]` logits into `probs` (max-subtracted, stable).
 pub fn softmax_forward(logits: &[f32], classes: usize, probs: &mut [f32]) -> Result<()> {
     const OP: &str = "softmax_forward";
-    if classes == 0 || logits.len() % classes != 0 {
+    if classes == 0 || !logits.len().is_multiple_of(classes) {
         return Err(KernelError::Geometry {
             op: OP,
             reason: format!("{} logits are not rows of {classes} classes", logits.len()),

@@ -1,11 +1,18 @@
 //! Max-pooling over NCHW planes: forward records the argmax, backward scatters through it.
+//!
+//! Paths: a 2x2 stride-2 fast path (the Table 1 model's pools: fixed-size window, no inner
+//! loops) and a general k/stride path. Planes run in parallel above the work threshold; each
+//! plane is independent, so results do not depend on the thread count.
 
 pub mod reference;
 
+use crate::dispatch::{Kernels, kernels};
 use crate::error::{KernelError, Result, check_len};
 use crate::geometry::Pool2dGeometry;
+use rayon::prelude::*;
 
-/// Forward max-pool. `argmax[i]` receives the in-plane index (`ih * in_w + iw`) of output `i`'s maximum.
+/// Forward max-pool. `argmax[i]` receives the in-plane index (`ih * in_w + iw`) of output `i`'s
+/// maximum (the first one in row-major window order on ties; NaN never wins).
 ///
 /// # Shapes
 /// input `[N, C, H, W]`, out and argmax `[N, C, OH, OW]`.
@@ -15,12 +22,7 @@ pub fn maxpool2d_forward(
     out: &mut [f32],
     argmax: &mut [u32],
 ) -> Result<()> {
-    const OP: &str = "maxpool2d_forward";
-    check_len(OP, "input", input.len(), g.input_len())?;
-    check_len(OP, "out", out.len(), g.output_len())?;
-    check_len(OP, "argmax", argmax.len(), g.output_len())?;
-    reference::maxpool2d_forward(g, input, out, argmax);
-    Ok(())
+    kernels().maxpool2d_forward(g, input, out, argmax)
 }
 
 /// Backward max-pool (overwrites `grad_input`).
@@ -33,17 +35,132 @@ pub fn maxpool2d_backward(
     argmax: &[u32],
     grad_input: &mut [f32],
 ) -> Result<()> {
-    const OP: &str = "maxpool2d_backward";
-    check_len(OP, "grad_out", grad_out.len(), g.output_len())?;
-    check_len(OP, "argmax", argmax.len(), g.output_len())?;
-    check_len(OP, "grad_input", grad_input.len(), g.input_len())?;
-    let plane = g.in_h * g.in_w;
-    if let Some(&bad) = argmax.iter().find(|&&a| a as usize >= plane) {
-        return Err(KernelError::Geometry {
-            op: OP,
-            reason: format!("argmax index {bad} outside the {plane}-element input plane"),
-        });
+    kernels().maxpool2d_backward(g, grad_out, argmax, grad_input)
+}
+
+/// One plane, 2x2 window, stride 2.
+fn plane_2x2(g: &Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+    let w = g.in_w;
+    for oh in 0..g.out_h {
+        let r0 = &x[2 * oh * w..][..w];
+        let r1 = &x[(2 * oh + 1) * w..][..w];
+        let o = &mut out[oh * g.out_w..][..g.out_w];
+        let a = &mut argmax[oh * g.out_w..][..g.out_w];
+        for ow in 0..g.out_w {
+            let c = 2 * ow;
+            let (v00, v01, v10, v11) = (r0[c], r0[c + 1], r1[c], r1[c + 1]);
+            let base = (2 * oh * w + c) as u32;
+            let (mut best, mut bi) = (v00, base);
+            // `>` keeps the first maximum and never lets NaN win, like the reference.
+            if v01 > best || best.is_nan() && !v01.is_nan() {
+                (best, bi) = (v01, base + 1);
+            }
+            if v10 > best || best.is_nan() && !v10.is_nan() {
+                (best, bi) = (v10, base + w as u32);
+            }
+            if v11 > best || best.is_nan() && !v11.is_nan() {
+                (best, bi) = (v11, base + w as u32 + 1);
+            }
+            o[ow] = best;
+            a[ow] = bi;
+        }
     }
-    reference::maxpool2d_backward(g, grad_out, argmax, grad_input);
-    Ok(())
+}
+
+/// One plane, general window and stride.
+fn plane_general(g: &Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+    for oh in 0..g.out_h {
+        for ow in 0..g.out_w {
+            let (ih0, iw0) = (oh * g.stride_h, ow * g.stride_w);
+            let mut best = f32::NEG_INFINITY;
+            let mut bi = ih0 * g.in_w + iw0;
+            for kh in 0..g.kernel_h {
+                let row = &x[(ih0 + kh) * g.in_w + iw0..][..g.kernel_w];
+                for (kw, &v) in row.iter().enumerate() {
+                    if v > best {
+                        best = v;
+                        bi = (ih0 + kh) * g.in_w + iw0 + kw;
+                    }
+                }
+            }
+            out[oh * g.out_w + ow] = x[bi];
+            argmax[oh * g.out_w + ow] = bi as u32;
+        }
+    }
+}
+
+impl Kernels {
+    /// [`maxpool2d_forward`] on this tier.
+    pub fn maxpool2d_forward(
+        &self,
+        g: &Pool2dGeometry,
+        input: &[f32],
+        out: &mut [f32],
+        argmax: &mut [u32],
+    ) -> Result<()> {
+        const OP: &str = "maxpool2d_forward";
+        check_len(OP, "input", input.len(), g.input_len())?;
+        check_len(OP, "out", out.len(), g.output_len())?;
+        check_len(OP, "argmax", argmax.len(), g.output_len())?;
+        let (ip, op) = (g.in_h * g.in_w, g.out_h * g.out_w);
+        let fast = (g.kernel_h, g.kernel_w, g.stride_h, g.stride_w) == (2, 2, 2, 2);
+        let plane = |x: &[f32], o: &mut [f32], a: &mut [u32]| {
+            if fast {
+                plane_2x2(g, x, o, a)
+            } else {
+                plane_general(g, x, o, a)
+            }
+        };
+        let planes = g.batch * g.channels;
+        let work = g.output_len() * g.kernel_h * g.kernel_w;
+        if crate::threads::workers_for(work, planes) <= 1 {
+            for ((x, o), a) in input
+                .chunks_exact(ip)
+                .zip(out.chunks_exact_mut(op))
+                .zip(argmax.chunks_exact_mut(op))
+            {
+                plane(x, o, a);
+            }
+        } else {
+            input
+                .par_chunks_exact(ip)
+                .zip(out.par_chunks_exact_mut(op))
+                .zip(argmax.par_chunks_exact_mut(op))
+                .for_each(|((x, o), a)| plane(x, o, a));
+        }
+        Ok(())
+    }
+
+    /// [`maxpool2d_backward`] on this tier.
+    pub fn maxpool2d_backward(
+        &self,
+        g: &Pool2dGeometry,
+        grad_out: &[f32],
+        argmax: &[u32],
+        grad_input: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "maxpool2d_backward";
+        check_len(OP, "grad_out", grad_out.len(), g.output_len())?;
+        check_len(OP, "argmax", argmax.len(), g.output_len())?;
+        check_len(OP, "grad_input", grad_input.len(), g.input_len())?;
+        let (ip, op) = (g.in_h * g.in_w, g.out_h * g.out_w);
+        if let Some(&bad) = argmax.iter().find(|&&a| a as usize >= ip) {
+            return Err(KernelError::Geometry {
+                op: OP,
+                reason: format!("argmax index {bad} outside the {ip}-element input plane"),
+            });
+        }
+        // Each plane scatters in output order: overlapping windows accumulate in a fixed order.
+        for ((dx, dy), a) in grad_input
+            .chunks_exact_mut(ip)
+            .zip(grad_out.chunks_exact(op))
+            .zip(argmax.chunks_exact(op))
+        {
+            dx.fill(0.0);
+            for (&d, &i) in dy.iter().zip(a) {
+                dx[i as usize] += d;
+            }
+        }
+        Ok(())
+    }
 }

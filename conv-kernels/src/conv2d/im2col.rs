@@ -1,0 +1,333 @@
+//! im2col + GEMM: the general conv2d path.
+//!
+//! A chunk of `cn` images is unrolled into `col[K, cn*P]` (K = C·KH·KW rows, one column per
+//! output pixel of every image, zero where a tap falls in the padding). Then
+//!
+//! * forward: `Y[O, cn*P] = W[O, K] · col`, scattered into NCHW with the bias + ReLU epilogue;
+//! * backward input: `dcol[K, cn*P] = Wᵀ · dY`, folded back (col2im) by scatter-add;
+//! * backward weight: `dW[O, K] += dY[O, cn*P] · colᵀ`, chunks in a fixed order.
+//!
+//! `cn` depends only on the geometry (enough columns to make a GEMM worth packing), so the
+//! reduction order of the weight gradient never depends on the thread count.
+
+use crate::dispatch::Kernels;
+use crate::error::Result;
+use crate::gemm::{MatMut, MatRef, sgemm, sgemm_rows_par};
+use crate::geometry::Conv2dGeometry;
+use rayon::prelude::*;
+
+/// GEMM columns a chunk aims for.
+const TARGET_COLS: usize = 256;
+
+/// Sizes of the im2col path for one geometry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Im2colPlan {
+    /// Rows of col: C·KH·KW.
+    pub k: usize,
+    /// Output pixels per image: OH·OW.
+    pub p: usize,
+    /// Images per chunk.
+    pub cn: usize,
+    /// Elements of one worker's scratch slot: col `[k, cn*p]` + staging `[O, cn*p]`.
+    pub slot_len: usize,
+}
+
+impl Im2colPlan {
+    pub(crate) fn new(g: &Conv2dGeometry) -> Self {
+        let k = g.in_channels * g.kernel_h * g.kernel_w;
+        let p = g.out_h * g.out_w;
+        let cn = TARGET_COLS.div_ceil(p).clamp(1, g.batch);
+        let slot_len = (k + g.out_channels) * cn * p;
+        Self { k, p, cn, slot_len }
+    }
+}
+
+/// Range of output columns `ow` whose tap `kw` reads inside the input row, and the input
+/// column offset (`iw = ow + kw - pad_left`).
+#[inline]
+fn valid_cols(g: &Conv2dGeometry, kw: usize) -> (usize, usize) {
+    let lo = g.pad_left.saturating_sub(kw).min(g.out_w);
+    let hi = (g.in_w + g.pad_left)
+        .saturating_sub(kw)
+        .min(g.out_w)
+        .max(lo);
+    (lo, hi)
+}
+
+/// Input row read by output row `oh` through tap `kh`, if inside the image.
+#[inline]
+fn input_row(g: &Conv2dGeometry, oh: usize, kh: usize) -> Option<usize> {
+    (oh + kh).checked_sub(g.pad_top).filter(|&ih| ih < g.in_h)
+}
+
+/// Unrolls `nimg` images of `x` into `col[K, nimg*P]`.
+pub(crate) fn im2col(g: &Conv2dGeometry, x: &[f32], nimg: usize, col: &mut [f32]) {
+    let (p, cols) = (g.out_h * g.out_w, nimg * g.out_h * g.out_w);
+    let plane = g.in_h * g.in_w;
+    let mut rows = col.chunks_exact_mut(cols);
+    for c in 0..g.in_channels {
+        for kh in 0..g.kernel_h {
+            for kw in 0..g.kernel_w {
+                let Some(row) = rows.next() else { return };
+                let (lo, hi) = valid_cols(g, kw);
+                for (n, dst) in row.chunks_exact_mut(p).enumerate() {
+                    let src_plane = &x[(n * g.in_channels + c) * plane..][..plane];
+                    for (oh, d) in dst.chunks_exact_mut(g.out_w).enumerate() {
+                        match input_row(g, oh, kh) {
+                            None => d.fill(0.0),
+                            Some(ih) => {
+                                let src = &src_plane[ih * g.in_w..][..g.in_w];
+                                d[..lo].fill(0.0);
+                                d[lo..hi].copy_from_slice(
+                                    &src[lo + kw - g.pad_left..hi + kw - g.pad_left],
+                                );
+                                d[hi..].fill(0.0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds `dcol[K, nimg*P]` back into `dx` (`nimg` images, overwritten), the adjoint of
+/// [`im2col`]. Each `dx` element sums its taps in the fixed (c, kh, kw) order.
+pub(crate) fn col2im(k: &Kernels, g: &Conv2dGeometry, dcol: &[f32], nimg: usize, dx: &mut [f32]) {
+    let (p, cols) = (g.out_h * g.out_w, nimg * g.out_h * g.out_w);
+    let plane = g.in_h * g.in_w;
+    dx.fill(0.0);
+    let mut rows = dcol.chunks_exact(cols);
+    for c in 0..g.in_channels {
+        for kh in 0..g.kernel_h {
+            for kw in 0..g.kernel_w {
+                let Some(row) = rows.next() else { return };
+                let (lo, hi) = valid_cols(g, kw);
+                for (n, src) in row.chunks_exact(p).enumerate() {
+                    let dst_plane = &mut dx[(n * g.in_channels + c) * plane..][..plane];
+                    for (oh, s) in src.chunks_exact(g.out_w).enumerate() {
+                        if let Some(ih) = input_row(g, oh, kh) {
+                            let d = &mut dst_plane[ih * g.in_w..][..g.in_w];
+                            (k.add_assign)(
+                                &mut d[lo + kw - g.pad_left..hi + kw - g.pad_left],
+                                &s[lo..hi],
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies `nimg` images of `dy` (`[n, O, P]`) into `dyt[O, nimg*P]`.
+fn gather_channels(g: &Conv2dGeometry, dy: &[f32], nimg: usize, dyt: &mut [f32]) {
+    let p = g.out_h * g.out_w;
+    for (o, row) in dyt.chunks_exact_mut(nimg * p).enumerate() {
+        for (n, d) in row.chunks_exact_mut(p).enumerate() {
+            d.copy_from_slice(&dy[(n * g.out_channels + o) * p..][..p]);
+        }
+    }
+}
+
+/// Runs `f(first_image, images, slot)` over the chunks of the batch, in parallel when there
+/// are several workers and slots; each worker handles a contiguous run of chunks with its own
+/// slot. `out_per_image` elements of `out` belong to each image.
+fn for_chunks<F>(
+    g: &Conv2dGeometry,
+    plan: &Im2colPlan,
+    flops: usize,
+    out: &mut [f32],
+    out_per_image: usize,
+    scratch: &mut [f32],
+    f: F,
+) -> Result<()>
+where
+    F: Fn(usize, usize, &mut [f32], &mut [f32]) -> Result<()> + Sync,
+{
+    let chunks = g.batch.div_ceil(plan.cn);
+    let slots = scratch.len() / plan.slot_len;
+    let workers = crate::threads::workers_for(flops, chunks).min(slots).max(1);
+    let run_group =
+        |gi: usize, out: &mut [f32], slot: &mut [f32], per_group: usize| -> Result<()> {
+            let first_chunk = gi * per_group;
+            for (ci, o) in out.chunks_mut(plan.cn * out_per_image).enumerate() {
+                let n0 = (first_chunk + ci) * plan.cn;
+                let nimg = o.len() / out_per_image;
+                f(n0, nimg, o, &mut slot[..plan.slot_len])?;
+            }
+            Ok(())
+        };
+    if workers <= 1 {
+        return run_group(0, out, scratch, chunks);
+    }
+    let per_group = chunks.div_ceil(workers);
+    out.par_chunks_mut(per_group * plan.cn * out_per_image)
+        .zip(scratch.par_chunks_mut(plan.slot_len))
+        .enumerate()
+        .try_for_each(|(gi, (o, slot))| run_group(gi, o, slot, per_group))
+}
+
+/// Forward convolution by im2col + GEMM, with the bias + ReLU epilogue.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    let plan = Im2colPlan::new(g);
+    let (kk, p, o_ch) = (plan.k, plan.p, g.out_channels);
+    let in_img = g.in_channels * g.in_h * g.in_w;
+    let flops = 2 * g.output_len() * kk;
+    for_chunks(
+        g,
+        &plan,
+        flops,
+        out,
+        o_ch * p,
+        scratch,
+        |n0, nimg, out, slot| {
+            let cols = nimg * p;
+            let (col, rest) = slot.split_at_mut(kk * cols);
+            im2col(g, &x[n0 * in_img..][..nimg * in_img], nimg, col);
+            let a = MatRef::row_major(w, kk);
+            let b = MatRef::row_major(col, cols);
+            if nimg == 1 {
+                sgemm(o_ch, kk, p, 1.0, a, b, 0.0, MatMut::row_major(out, p))?;
+            } else {
+                let stage = &mut rest[..o_ch * cols];
+                sgemm(
+                    o_ch,
+                    kk,
+                    cols,
+                    1.0,
+                    a,
+                    b,
+                    0.0,
+                    MatMut::row_major(stage, cols),
+                )?;
+                for (o, row) in stage.chunks_exact(cols).enumerate() {
+                    for (n, src) in row.chunks_exact(p).enumerate() {
+                        out[(n * o_ch + o) * p..][..p].copy_from_slice(src);
+                    }
+                }
+            }
+            epilogue(k, g, bias, relu, out);
+            Ok(())
+        },
+    )
+}
+
+/// Applies `act(y + bias)` to every output plane of `out` (whole images).
+pub(crate) fn epilogue(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+) {
+    if bias.is_none() && !relu {
+        return;
+    }
+    let p = g.out_h * g.out_w;
+    for (i, plane) in out.chunks_exact_mut(p).enumerate() {
+        let b = bias.map_or(0.0, |b| b[i % g.out_channels]);
+        (k.bias_act)(plane, b, relu);
+    }
+}
+
+/// Gradient w.r.t. the input: `dcol = Wᵀ · dY` per chunk, then col2im.
+pub(crate) fn backward_input(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    let plan = Im2colPlan::new(g);
+    let (kk, p, o_ch) = (plan.k, plan.p, g.out_channels);
+    let in_img = g.in_channels * g.in_h * g.in_w;
+    let flops = 2 * g.output_len() * kk;
+    for_chunks(
+        g,
+        &plan,
+        flops,
+        dx,
+        in_img,
+        scratch,
+        |n0, nimg, dx, slot| {
+            let cols = nimg * p;
+            let (dcol, rest) = slot.split_at_mut(kk * cols);
+            let dy_chunk = &dy[n0 * o_ch * p..][..nimg * o_ch * p];
+            let b = if nimg == 1 {
+                MatRef::row_major(dy_chunk, p)
+            } else {
+                let dyt = &mut rest[..o_ch * cols];
+                gather_channels(g, dy_chunk, nimg, dyt);
+                MatRef::row_major(dyt, cols)
+            };
+            sgemm(
+                kk,
+                o_ch,
+                cols,
+                1.0,
+                MatRef::col_major(w, kk),
+                b,
+                0.0,
+                MatMut::row_major(dcol, cols),
+            )?;
+            col2im(k, g, dcol, nimg, dx);
+            Ok(())
+        },
+    )
+}
+
+/// Gradient w.r.t. the weight: `dW = Σ_chunks dY_chunk · col_chunkᵀ`, chunks in batch order,
+/// the GEMM split over row panels of dW only.
+pub(crate) fn backward_weight(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    let plan = Im2colPlan::new(g);
+    let (kk, p, o_ch) = (plan.k, plan.p, g.out_channels);
+    let in_img = g.in_channels * g.in_h * g.in_w;
+    let slot = &mut scratch[..plan.slot_len];
+    let mut n0 = 0;
+    while n0 < g.batch {
+        let nimg = plan.cn.min(g.batch - n0);
+        let cols = nimg * p;
+        let (col, rest) = slot.split_at_mut(kk * cols);
+        im2col(g, &x[n0 * in_img..][..nimg * in_img], nimg, col);
+        let dy_chunk = &dy[n0 * o_ch * p..][..nimg * o_ch * p];
+        let a = if nimg == 1 {
+            MatRef::row_major(dy_chunk, p)
+        } else {
+            let dyt = &mut rest[..o_ch * cols];
+            gather_channels(g, dy_chunk, nimg, dyt);
+            MatRef::row_major(dyt, cols)
+        };
+        let beta = if n0 == 0 { 0.0 } else { 1.0 };
+        sgemm_rows_par(
+            o_ch,
+            cols,
+            kk,
+            1.0,
+            a,
+            MatRef::col_major(col, cols),
+            beta,
+            dw,
+            kk,
+        )?;
+        n0 += nimg;
+    }
+    Ok(())
+}

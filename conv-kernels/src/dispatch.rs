@@ -1,0 +1,231 @@
+//! Runtime CPU dispatch: the [`Isa`] tiers and the [`Kernels`] table of safe fn pointers.
+//!
+//! The table starts from the portable tier (always present, the fallback) and, on x86_64,
+//! `plug_avx2` overrides its entries when AVX2 and FMA are both detected. The process-wide
+//! choice is made once ([`kernels`], a `LazyLock`) and logged once at info level.
+//!
+//! `FEDGE_SIMD=portable|avx2` forces a tier. Forcing `avx2` on a CPU without AVX2+FMA is
+//! refused with a warning and the portable tier is used: the same binary runs everywhere.
+//! Tests and benches can hold any available tier at once with [`Kernels::for_isa`].
+//!
+//! Bit-identical results are promised per tier (and for any thread count), not across tiers:
+//! FMA rounds once where the portable tier may round twice.
+
+use crate::simd::portable::Portable;
+use std::sync::LazyLock;
+
+/// An instruction-set tier of the kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Baseline SIMD of the target (`wide::f32x4`: SSE2 on x86_64, NEON on aarch64).
+    Portable,
+    /// x86_64 AVX2 + FMA, 8 lanes, fused multiply-add.
+    Avx2Fma,
+}
+
+impl Isa {
+    /// Whether this CPU can run the tier.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            Isa::Avx2Fma => avx2_fma_detected(),
+        }
+    }
+    /// The name used by `FEDGE_SIMD`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2Fma => "avx2",
+        }
+    }
+    /// The best tier this CPU supports.
+    pub fn best_available() -> Isa {
+        if Isa::Avx2Fma.is_available() {
+            Isa::Avx2Fma
+        } else {
+            Isa::Portable
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2_fma_detected() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx2_fma_detected() -> bool {
+    false
+}
+
+/// The per-tier inner kernels, as safe fn pointers. Obtain the process-wide table with
+/// [`kernels`], or a specific tier with [`Kernels::for_isa`]; the public kernel methods on
+/// this type (e.g. [`Kernels::conv2d_forward`]) validate their arguments like the free fns.
+#[derive(Debug, Clone, Copy)]
+pub struct Kernels {
+    pub(crate) isa: Isa,
+    pub(crate) relu_forward: fn(&[f32], &mut [f32]),
+    pub(crate) relu_forward_inplace: fn(&mut [f32]),
+    pub(crate) relu_backward: fn(&[f32], &[f32], &mut [f32]),
+    pub(crate) relu_backward_inplace: fn(&[f32], &mut [f32]),
+    pub(crate) mul: fn(&[f32], &[f32], &mut [f32]),
+    pub(crate) mul_inplace: fn(&mut [f32], &[f32]),
+    pub(crate) bias_act: fn(&mut [f32], f32, bool),
+    pub(crate) add_assign: fn(&mut [f32], &[f32]),
+    pub(crate) sum: fn(&[f32]) -> f32,
+    pub(crate) conv_direct_plane: fn(&crate::conv2d::direct::PlaneArgs<'_>, &mut [f32]),
+}
+
+/// Declares, for each generic algorithm, a portable entry and an AVX2+FMA entry (x86_64 only).
+macro_rules! entries {
+    ($( $name:ident => $($generic:ident)::+ : ($($arg:ident : $ty:ty),*) $(-> $ret:ty)? ;)*) => {
+        mod portable_entries {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                pub(super) fn $name($($arg: $ty),*) $(-> $ret)? {
+                    // SAFETY: `Portable` uses only the target's baseline ISA, always present.
+                    unsafe { $($generic)::+::<Portable>($($arg),*) }
+                }
+            )*
+        }
+        #[cfg(target_arch = "x86_64")]
+        mod avx2_entries {
+            #[allow(unused_imports)]
+            use super::*;
+            use crate::simd::x86_64::Avx2;
+            $(
+                pub(super) fn $name($($arg: $ty),*) $(-> $ret)? {
+                    #[target_feature(enable = "avx2,fma")]
+                    unsafe fn body($($arg: $ty),*) $(-> $ret)? {
+                        // SAFETY: this fn is compiled for AVX2+FMA, `Avx2`'s only precondition,
+                        // and is only called after detection (below).
+                        unsafe { $($generic)::+::<Avx2>($($arg),*) }
+                    }
+                    // SAFETY: this entry is installed in a `Kernels` table only by
+                    // `plug_avx2`, which `Kernels::for_isa` calls after checking that the CPU
+                    // has AVX2 and FMA (`Isa::Avx2Fma.is_available()`).
+                    unsafe { body($($arg),*) }
+                }
+            )*
+        }
+    };
+}
+
+use crate::conv2d::direct::PlaneArgs;
+
+entries! {
+    relu_forward => crate::activation::relu_forward_simd: (x: &[f32], y: &mut [f32]);
+    relu_forward_inplace => crate::activation::relu_forward_inplace_simd: (x: &mut [f32]);
+    relu_backward => crate::activation::relu_backward_simd: (y: &[f32], dy: &[f32], dx: &mut [f32]);
+    relu_backward_inplace => crate::activation::relu_backward_inplace_simd: (y: &[f32], g: &mut [f32]);
+    mul => crate::dropout::mul_simd: (a: &[f32], b: &[f32], out: &mut [f32]);
+    mul_inplace => crate::dropout::mul_inplace_simd: (x: &mut [f32], m: &[f32]);
+    bias_act => crate::activation::bias_act_simd: (x: &mut [f32], b: f32, relu: bool);
+    add_assign => crate::activation::add_assign_simd: (dst: &mut [f32], src: &[f32]);
+    sum => crate::activation::sum_simd: (x: &[f32]) -> f32;
+    conv_direct_plane => crate::conv2d::direct::conv_plane: (a: &PlaneArgs<'_>, out: &mut [f32]);
+}
+
+impl Kernels {
+    fn portable() -> Self {
+        use portable_entries as p;
+        Kernels {
+            isa: Isa::Portable,
+            relu_forward: p::relu_forward,
+            relu_forward_inplace: p::relu_forward_inplace,
+            relu_backward: p::relu_backward,
+            relu_backward_inplace: p::relu_backward_inplace,
+            mul: p::mul,
+            mul_inplace: p::mul_inplace,
+            bias_act: p::bias_act,
+            add_assign: p::add_assign,
+            sum: p::sum,
+            conv_direct_plane: p::conv_direct_plane,
+        }
+    }
+
+    /// Overrides every entry with its AVX2+FMA version. Only call after detection.
+    #[cfg(target_arch = "x86_64")]
+    fn plug_avx2(mut self) -> Self {
+        use avx2_entries as a;
+        self.isa = Isa::Avx2Fma;
+        self.relu_forward = a::relu_forward;
+        self.relu_forward_inplace = a::relu_forward_inplace;
+        self.relu_backward = a::relu_backward;
+        self.relu_backward_inplace = a::relu_backward_inplace;
+        self.mul = a::mul;
+        self.mul_inplace = a::mul_inplace;
+        self.bias_act = a::bias_act;
+        self.add_assign = a::add_assign;
+        self.sum = a::sum;
+        self.conv_direct_plane = a::conv_direct_plane;
+        self
+    }
+
+    /// The table of `isa`, or `None` if this CPU cannot run it.
+    pub fn for_isa(isa: Isa) -> Option<&'static Kernels> {
+        match isa {
+            Isa::Portable => Some(&PORTABLE),
+            Isa::Avx2Fma => AVX2.as_ref(),
+        }
+    }
+
+    /// The tier of this table.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+}
+
+static PORTABLE: LazyLock<Kernels> = LazyLock::new(Kernels::portable);
+
+static AVX2: LazyLock<Option<Kernels>> = LazyLock::new(|| {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::Avx2Fma.is_available() {
+        return Some(Kernels::portable().plug_avx2());
+    }
+    None
+});
+
+static ACTIVE: LazyLock<&'static Kernels> = LazyLock::new(select);
+
+fn select() -> &'static Kernels {
+    let best = Isa::best_available();
+    let requested = std::env::var("FEDGE_SIMD").ok();
+    let (isa, reason) = match requested.as_deref().map(str::trim) {
+        None | Some("") => (best, "best detected"),
+        Some("portable") => (Isa::Portable, "forced by FEDGE_SIMD"),
+        Some("avx2") if Isa::Avx2Fma.is_available() => (Isa::Avx2Fma, "forced by FEDGE_SIMD"),
+        Some("avx2") => {
+            tracing::warn!(
+                "FEDGE_SIMD=avx2 refused: this CPU lacks AVX2 and/or FMA; using the portable tier"
+            );
+            (Isa::Portable, "FEDGE_SIMD=avx2 refused")
+        }
+        Some(other) => {
+            tracing::warn!(
+                value = other,
+                "FEDGE_SIMD must be `portable` or `avx2`; ignored"
+            );
+            (best, "best detected")
+        }
+    };
+    let table = Kernels::for_isa(isa).unwrap_or(&PORTABLE);
+    tracing::info!(
+        isa = table.isa.name(),
+        reason,
+        avx2_fma_detected = Isa::Avx2Fma.is_available(),
+        "conv-kernels SIMD tier selected"
+    );
+    table
+}
+
+/// The process-wide kernel table (chosen and logged on first use).
+pub fn kernels() -> &'static Kernels {
+    *ACTIVE
+}
+
+/// The tier the free kernel functions run on.
+pub fn active_isa() -> Isa {
+    kernels().isa
+}

@@ -1,0 +1,78 @@
+//! AVX2+FMA tier: 8 lanes of `core::arch::x86_64` intrinsics.
+//!
+//! The methods are only sound to call from code compiled with (or inlined into a fn carrying)
+//! `#[target_feature(enable = "avx2,fma")]` on a CPU where both were detected.
+
+use super::F32Vec;
+use core::arch::x86_64::*;
+
+/// Eight f32 lanes in a `__m256`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx2(__m256);
+
+// SAFETY: loads and stores go through slices whose length is checked first; the only other
+// precondition, AVX2+FMA support, is the trait's documented `unsafe` contract.
+unsafe impl F32Vec for Avx2 {
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        // SAFETY: the caller guarantees AVX (part of AVX2) is available.
+        Self(unsafe { _mm256_set1_ps(v) })
+    }
+    #[inline(always)]
+    unsafe fn load(src: &[f32]) -> Self {
+        let s = &src[..8];
+        // SAFETY: `s` holds 8 readable f32 (checked by the slice above); unaligned load; AVX
+        // availability is the caller's precondition.
+        Self(unsafe { _mm256_loadu_ps(s.as_ptr()) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: &mut [f32]) {
+        let d = &mut dst[..8];
+        // SAFETY: `d` holds 8 writable f32 (checked by the slice above); unaligned store.
+        unsafe { _mm256_storeu_ps(d.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: AVX availability is the caller's precondition.
+        Self(unsafe { _mm256_add_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        // SAFETY: AVX availability is the caller's precondition.
+        Self(unsafe { _mm256_mul_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: FMA availability is the caller's precondition.
+        Self(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    unsafe fn max(self, o: Self) -> Self {
+        // `maxps(a, b)` returns `b` when either is NaN: with `self` first, a NaN `self`
+        // yields `o`, matching `f32::max(self, o)` for a non-NaN `o`.
+        // SAFETY: AVX availability is the caller's precondition.
+        Self(unsafe { _mm256_max_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    unsafe fn keep_where_positive(self, y: Self) -> Self {
+        // SAFETY: AVX availability is the caller's precondition.
+        unsafe {
+            let mask = _mm256_cmp_ps::<_CMP_GT_OQ>(y.0, _mm256_setzero_ps());
+            Self(_mm256_and_ps(self.0, mask))
+        }
+    }
+    #[inline(always)]
+    unsafe fn reduce_sum(self) -> f32 {
+        // SAFETY: AVX availability is the caller's precondition.
+        unsafe {
+            let lo = _mm256_castps256_ps128(self.0);
+            let hi = _mm256_extractf128_ps::<1>(self.0);
+            let s = _mm_add_ps(lo, hi);
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+            _mm_cvtss_f32(s)
+        }
+    }
+}

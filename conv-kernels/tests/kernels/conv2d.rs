@@ -1,0 +1,180 @@
+//! conv2d: every algorithm and tier against `reference`, over random small geometries.
+
+use crate::common::{abs, assert_close, tiers, values};
+use conv_kernels::conv2d::reference;
+use conv_kernels::{Activation, Conv2dGeometry, ConvAlgo, Padding, conv2d_scratch_len};
+use proptest::prelude::*;
+
+/// A random conv problem: geometry plus a data seed.
+#[derive(Debug, Clone)]
+struct Conv2dProblem {
+    g: Conv2dGeometry,
+    seed: u64,
+    bias: bool,
+    relu: bool,
+}
+
+fn problem() -> impl Strategy<Value = Conv2dProblem> {
+    (
+        (1usize..4, 1usize..5, 1usize..12, 1usize..20),
+        (1usize..6, 1usize..6, 1usize..6),
+        any::<bool>(),
+        any::<u64>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_filter_map(
+            "kernel larger than input",
+            |((n, c, h, w), (o, kh, kw), same, seed, bias, relu)| {
+                let padding = if same { Padding::Same } else { Padding::Valid };
+                let g = Conv2dGeometry::new(n, c, h, w, o, kh, kw, padding).ok()?;
+                Some(Conv2dProblem {
+                    g,
+                    seed,
+                    bias,
+                    relu,
+                })
+            },
+        )
+}
+
+impl Conv2dProblem {
+    fn check(&self) {
+        let g = &self.g;
+        let x = values(self.seed, g.input_len());
+        let w = values(self.seed ^ 1, g.weight_len());
+        let b = values(self.seed ^ 2, g.out_channels);
+        let dy = values(self.seed ^ 3, g.output_len());
+        let bias = self.bias.then_some(&b[..]);
+        let act = if self.relu {
+            Activation::Relu
+        } else {
+            Activation::None
+        };
+
+        // Expected values and the sum of |terms| behind each one (reference on |.|).
+        let mut want = vec![0.0; g.output_len()];
+        reference::conv2d_forward(g, &x, &w, bias, self.relu, &mut want);
+        let mut scale = vec![0.0; g.output_len()];
+        let babs = abs(&b);
+        reference::conv2d_forward(
+            g,
+            &abs(&x),
+            &abs(&w),
+            self.bias.then_some(&babs[..]),
+            false,
+            &mut scale,
+        );
+        let mut want_dx = vec![0.0; g.input_len()];
+        reference::conv2d_backward_input(g, &dy, &w, &mut want_dx);
+        let mut scale_dx = vec![0.0; g.input_len()];
+        reference::conv2d_backward_input(g, &abs(&dy), &abs(&w), &mut scale_dx);
+        let mut want_dw = vec![0.0; g.weight_len()];
+        reference::conv2d_backward_weight(g, &x, &dy, &mut want_dw);
+        let mut scale_dw = vec![0.0; g.weight_len()];
+        reference::conv2d_backward_weight(g, &abs(&x), &abs(&dy), &mut scale_dw);
+        let mut want_db = vec![0.0; g.out_channels];
+        reference::conv2d_backward_bias(g, &dy, &mut want_db);
+        let mut scale_db = vec![0.0; g.out_channels];
+        reference::conv2d_backward_bias(g, &abs(&dy), &mut scale_db);
+
+        let mut scratch = vec![f32::NAN; conv2d_scratch_len(g)];
+        for k in tiers() {
+            for algo in [ConvAlgo::Auto, ConvAlgo::Im2colGemm, ConvAlgo::Direct] {
+                let mut out = vec![f32::NAN; g.output_len()];
+                k.conv2d_forward(g, algo, &x, &w, bias, act, &mut out, &mut scratch)
+                    .unwrap();
+                assert_close(
+                    &format!("{:?} {algo:?} forward {g:?}", k.isa()),
+                    &out,
+                    &want,
+                    &scale,
+                    1e-5,
+                    1e-6,
+                );
+            }
+            let mut dx = vec![f32::NAN; g.input_len()];
+            k.conv2d_backward_input(g, &dy, &w, &mut dx, &mut scratch)
+                .unwrap();
+            assert_close(
+                &format!("{:?} backward_input {g:?}", k.isa()),
+                &dx,
+                &want_dx,
+                &scale_dx,
+                1e-5,
+                1e-6,
+            );
+            let mut dw = vec![f32::NAN; g.weight_len()];
+            k.conv2d_backward_weight(g, &x, &dy, &mut dw, &mut scratch)
+                .unwrap();
+            assert_close(
+                &format!("{:?} backward_weight {g:?}", k.isa()),
+                &dw,
+                &want_dw,
+                &scale_dw,
+                1e-5,
+                1e-6,
+            );
+            let mut db = vec![f32::NAN; g.out_channels];
+            k.conv2d_backward_bias(g, &dy, &mut db).unwrap();
+            assert_close(
+                &format!("{:?} backward_bias {g:?}", k.isa()),
+                &db,
+                &want_db,
+                &scale_db,
+                1e-5,
+                1e-6,
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn conv2d_fast_paths_match_reference(p in problem()) {
+        p.check();
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn case(n: usize, c: usize, h: usize, w: usize, o: usize, kh: usize, kw: usize, padding: Padding) {
+    let g = Conv2dGeometry::new(n, c, h, w, o, kh, kw, padding).unwrap();
+    for (bias, relu) in [(true, true), (false, false)] {
+        Conv2dProblem {
+            g,
+            seed: 7,
+            bias,
+            relu,
+        }
+        .check();
+    }
+}
+
+#[test]
+fn conv2d_matches_reference_table1_conv1_1in_32out_k5() {
+    case(2, 1, 28, 28, 32, 5, 5, Padding::Valid);
+}
+
+#[test]
+fn conv2d_matches_reference_table1_conv2_32in_64out_k5() {
+    case(2, 32, 12, 12, 64, 5, 5, Padding::Valid);
+}
+
+#[test]
+fn conv2d_matches_reference_same_padding_even_kernels() {
+    case(3, 2, 7, 9, 3, 4, 2, Padding::Same);
+    case(1, 3, 5, 5, 2, 2, 4, Padding::Same);
+}
+
+#[test]
+fn conv2d_matches_reference_many_images_per_chunk() {
+    // P = 4 output pixels: dozens of images share one GEMM, including a partial last chunk.
+    case(70, 2, 3, 3, 3, 2, 2, Padding::Valid);
+}
+
+#[test]
+fn conv2d_matches_reference_wide_rows_hit_every_vector_block() {
+    // out_w = 45: 4-, 2- and 1-vector blocks plus a scalar tail on both tiers.
+    case(1, 2, 3, 47, 2, 3, 3, Padding::Valid);
+}

@@ -1,0 +1,89 @@
+//! dense on GEMM against `reference`.
+
+use crate::common::{abs, assert_close, tiers, values};
+use conv_kernels::dense::reference;
+use conv_kernels::{Activation, DenseGeometry};
+use proptest::prelude::*;
+
+fn check(n: usize, i: usize, o: usize, seed: u64, relu: bool) {
+    let g = DenseGeometry::new(n, i, o).unwrap();
+    let x = values(seed, g.input_len());
+    let w = values(seed ^ 1, g.weight_len());
+    let b = values(seed ^ 2, o);
+    let dy = values(seed ^ 3, g.output_len());
+    let mut want = vec![0.0; g.output_len()];
+    reference::dense_forward(&g, &x, &w, Some(&b), relu, &mut want);
+    let mut scale = vec![0.0; g.output_len()];
+    reference::dense_forward(&g, &abs(&x), &abs(&w), Some(&abs(&b)), false, &mut scale);
+    let mut want_dx = vec![0.0; g.input_len()];
+    reference::dense_backward_input(&g, &dy, &w, &mut want_dx);
+    let mut scale_dx = vec![0.0; g.input_len()];
+    reference::dense_backward_input(&g, &abs(&dy), &abs(&w), &mut scale_dx);
+    let mut want_dw = vec![0.0; g.weight_len()];
+    reference::dense_backward_weight(&g, &x, &dy, &mut want_dw);
+    let mut scale_dw = vec![0.0; g.weight_len()];
+    reference::dense_backward_weight(&g, &abs(&x), &abs(&dy), &mut scale_dw);
+    let mut want_db = vec![0.0; o];
+    reference::dense_backward_bias(&g, &dy, &mut want_db);
+    let mut scale_db = vec![0.0; o];
+    reference::dense_backward_bias(&g, &abs(&dy), &mut scale_db);
+    let act = if relu {
+        Activation::Relu
+    } else {
+        Activation::None
+    };
+    for k in tiers() {
+        let t = format!("{:?} dense {n}x{i}->{o}", k.isa());
+        let mut y = vec![f32::NAN; g.output_len()];
+        k.dense_forward(&g, &x, &w, Some(&b), act, &mut y).unwrap();
+        assert_close(&format!("{t} forward"), &y, &want, &scale, 1e-5, 1e-6);
+        let mut dx = vec![f32::NAN; g.input_len()];
+        k.dense_backward_input(&g, &dy, &w, &mut dx).unwrap();
+        assert_close(
+            &format!("{t} backward_input"),
+            &dx,
+            &want_dx,
+            &scale_dx,
+            1e-5,
+            1e-6,
+        );
+        let mut dw = vec![f32::NAN; g.weight_len()];
+        k.dense_backward_weight(&g, &x, &dy, &mut dw).unwrap();
+        assert_close(
+            &format!("{t} backward_weight"),
+            &dw,
+            &want_dw,
+            &scale_dw,
+            1e-5,
+            1e-6,
+        );
+        let mut db = vec![f32::NAN; o];
+        k.dense_backward_bias(&g, &dy, &mut db).unwrap();
+        assert_close(
+            &format!("{t} backward_bias"),
+            &db,
+            &want_db,
+            &scale_db,
+            1e-5,
+            1e-6,
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn dense_matches_reference(n in 1usize..20, i in 1usize..40, o in 1usize..30, seed in any::<u64>(), relu in any::<bool>()) {
+        check(n, i, o, seed, relu);
+    }
+}
+
+#[test]
+fn dense_matches_reference_table1_fc1_1024_to_256() {
+    check(8, 1024, 256, 11, true);
+}
+
+#[test]
+fn dense_matches_reference_table1_fc2_256_to_10() {
+    check(64, 256, 10, 12, false);
+}
