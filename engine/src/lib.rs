@@ -3,6 +3,7 @@
 
 pub mod data;
 pub mod error;
+pub mod federated;
 mod fsutil;
 pub mod params;
 pub mod rng;
