@@ -6,7 +6,9 @@ pub mod error;
 pub mod federated;
 mod fsutil;
 pub mod params;
+pub mod presets;
 pub mod rng;
+pub mod spec;
 pub mod tensor;
 
 pub use conv_kernels as kernels;
@@ -14,4 +16,5 @@ pub use data::Dataset;
 pub use error::{Error, Result};
 pub use params::ParamSet;
 pub use rng::Rng;
+pub use spec::{ActivationSpec, LayerSpec, ModelSpec, PaddingSpec};
 pub use tensor::{SharedBytes, Tensor};
