@@ -1,3 +1,4 @@
+//! aggregator (under construction)
 fn main() {
     eprintln!("aggregator: not built yet");
     std::process::exit(1);

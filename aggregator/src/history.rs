@@ -1,0 +1,147 @@
+//! The round history: one [`RoundRecord`] per round, serialised as one JSON line each in the
+//! store's `history.jsonl`, and served as-is by `GET /v1/rounds`.
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to a round.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RoundStatus {
+    /// Round 0: the initial global model (version 0) before any training.
+    Initial,
+    /// Aggregated and stored as a new version.
+    Completed,
+    /// Not enough usable updates (or failures not accepted): the previous version stays.
+    Failed,
+}
+
+/// What happened to one client in a round.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum ClientStatus {
+    /// The update passed validation and went into the aggregate.
+    Accepted,
+    /// The client replied, but validation refused the update.
+    Rejected {
+        /// Why, in words.
+        reason: String,
+    },
+    /// No usable reply: transport error, HTTP error status, unparsable body.
+    Failed {
+        /// Why, in words.
+        reason: String,
+    },
+    /// No reply within the client timeout or the round timeout.
+    Timeout {
+        /// The budget that ran out, seconds.
+        after_seconds: f64,
+    },
+}
+
+/// One client's part in a round.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ClientRecord {
+    /// The client's configured id.
+    pub client_id: String,
+    /// Accepted, rejected, failed or timed out.
+    #[serde(flatten)]
+    pub status: ClientStatus,
+    /// Examples the client trained on (its FedAvg weight).
+    #[serde(default)]
+    pub num_examples: u64,
+    /// Training loss per local epoch, as the client reported it.
+    #[serde(default)]
+    pub epoch_loss: Vec<f32>,
+    /// Training accuracy per local epoch, as the client reported it.
+    #[serde(default)]
+    pub epoch_accuracy: Vec<f32>,
+    /// Seconds the client spent training.
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// Seconds from sending the request to holding the parsed reply.
+    #[serde(default)]
+    pub round_trip_seconds: f64,
+    /// Bytes of the update received.
+    #[serde(default)]
+    pub update_bytes: u64,
+    /// L2 norm of (update - global), when it could be computed.
+    #[serde(default)]
+    pub update_norm: Option<f32>,
+}
+
+/// The new global model's centralised evaluation on the aggregator's test set.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct GlobalMetrics {
+    /// Mean cross-entropy.
+    pub loss: f32,
+    /// Fraction correct, 0..1.
+    pub accuracy: f32,
+    /// Fraction correct per class, 0..1.
+    pub per_class_accuracy: Vec<f32>,
+    /// Test examples used.
+    pub examples: usize,
+}
+
+/// Where a round's wall time went, seconds.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct RoundTimings {
+    /// From start to the record being written.
+    pub total: f64,
+    /// Waiting for clients (the slowest accepted client's round trip).
+    pub clients: f64,
+    /// The slowest accepted client's own training time.
+    pub training: f64,
+    /// Client wait not spent training: model fetch, upload, parsing, queueing.
+    pub transfer: f64,
+    /// Validation of all updates.
+    pub validation: f64,
+    /// Aggregation.
+    pub aggregation: f64,
+    /// Evaluation on the test set.
+    pub evaluation: f64,
+    /// Serialising and durably storing the new version.
+    pub store: f64,
+}
+
+/// One round, as recorded in the history.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct RoundRecord {
+    /// Round number, 0 for the initial model.
+    pub round: u64,
+    /// Initial, completed or failed.
+    pub status: RoundStatus,
+    /// The global version the round started from (None for round 0).
+    pub base_version: Option<u64>,
+    /// The version the round produced (None when it failed).
+    pub version: Option<u64>,
+    /// Strategy name, e.g. `fedavg`.
+    pub strategy: String,
+    /// Unix time the round started, milliseconds.
+    pub started_unix_ms: u64,
+    /// Per-client outcomes.
+    pub clients: Vec<ClientRecord>,
+    /// Evaluation of the new global model (of the initial model for round 0).
+    pub global: Option<GlobalMetrics>,
+    /// Where the time went.
+    pub timings: RoundTimings,
+    /// Why the round failed, when it did.
+    pub failure: Option<String>,
+}
+
+impl RoundRecord {
+    /// Number of accepted client updates.
+    pub fn accepted(&self) -> usize {
+        self.clients
+            .iter()
+            .filter(|c| c.status == ClientStatus::Accepted)
+            .count()
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

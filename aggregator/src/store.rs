@@ -1,0 +1,495 @@
+//! [`ModelStore`]: the crash-safe, versioned model store.
+//!
+//! On disk, one directory:
+//!
+//! ```text
+//! <dir>/versions/000000.safetensors   one file per version, never rewritten in place
+//! <dir>/latest                        the current version number, as text
+//! <dir>/history.jsonl                 one RoundRecord per line, appended
+//! ```
+//!
+//! Every file that is replaced (a version, `latest`) is written to a temporary file in the
+//! same directory, fsynced, renamed over its final name, and the directory is fsynced, so a
+//! reader sees either the old or the new complete file. History lines are appended with one
+//! write and fsynced; a crash can leave only the last line torn, and [`ModelStore::open`]
+//! truncates it.
+//!
+//! A round commits in three steps: (1) the version file, (2) the history line naming it,
+//! (3) the `latest` pointer. The history line is the commit point. On open, a version file
+//! with no history line is an unfinished round and is deleted; a history line whose version
+//! is newer than `latest` (a crash between 2 and 3) rolls `latest` forward. So after a crash
+//! at any instant, `latest` names a complete version and the history agrees with it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use crate::history::{RoundRecord, RoundStatus};
+
+/// What the store refuses or fails at.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A complete (newline-terminated) history line is not a valid record: the file was
+    /// edited or damaged by something other than a crash.
+    #[error("history line {line}: {reason}")]
+    CorruptHistory {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The `latest` pointer names a version whose file is missing or refused by the check.
+    #[error("version {version}: {reason}")]
+    BadVersion {
+        /// The version concerned.
+        version: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A commit whose record does not follow the store's sequence.
+    #[error("out of sequence: {0}")]
+    Sequence(String),
+}
+
+/// Result alias of the store.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Checks a version file's bytes (e.g. that they parse as the expected architecture).
+pub type VersionCheck = dyn Fn(&[u8]) -> std::result::Result<(), String> + Send + Sync;
+
+#[derive(Debug)]
+struct State {
+    latest: Option<(u64, Bytes)>,
+    history: Vec<RoundRecord>,
+}
+
+/// The model store: versions, the `latest` pointer and the round history of one model.
+/// Methods do blocking file I/O; call them off the async runtime (`spawn_blocking`) except
+/// the in-memory reads [`latest`](Self::latest), [`history`](Self::history).
+#[derive(Debug)]
+pub struct ModelStore {
+    dir: PathBuf,
+    name: String,
+    state: Mutex<State>,
+}
+
+impl ModelStore {
+    /// Opens (creating if needed) the store in `dir` for the model `name`, repairing what a
+    /// crash may have left: temporary files, a torn last history line, a version without a
+    /// history line, a `latest` pointer behind the history.
+    pub fn open(dir: &Path, name: &str) -> Result<Self> {
+        Self::open_checked(dir, name, &|_| Ok(()))
+    }
+
+    /// [`open`](Self::open), also running `check` on the latest version's bytes.
+    pub fn open_checked(dir: &Path, name: &str, check: &VersionCheck) -> Result<Self> {
+        let versions = dir.join("versions");
+        fs::create_dir_all(&versions).map_err(io(&versions))?;
+        remove_temporaries(dir)?;
+        remove_temporaries(&versions)?;
+        let history = load_history(&dir.join("history.jsonl"))?;
+        let committed = history.iter().rev().find_map(|r| r.version);
+        let pointer = read_pointer(&dir.join("latest"))?;
+        let store = Self {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            state: Mutex::new(State {
+                latest: None,
+                history,
+            }),
+        };
+        store.remove_uncommitted(committed)?;
+        let latest = match committed {
+            None => None,
+            Some(v) => {
+                let bytes = store
+                    .read_version_file(v)?
+                    .ok_or_else(|| StoreError::BadVersion {
+                        version: v,
+                        reason: "the history names it but its file is missing".into(),
+                    })?;
+                check(&bytes).map_err(|reason| StoreError::BadVersion { version: v, reason })?;
+                if pointer != Some(v) {
+                    tracing::warn!(?pointer, version = v, "repairing the latest pointer");
+                    store.write_pointer(v)?;
+                }
+                Some((v, Bytes::from(bytes)))
+            }
+        };
+        if let Ok(mut state) = store.state.lock() {
+            state.latest = latest;
+        }
+        Ok(store)
+    }
+
+    /// The model name this store serves.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn version_path(&self, version: u64) -> PathBuf {
+        self.dir
+            .join("versions")
+            .join(format!("{version:06}.safetensors"))
+    }
+
+    /// The current version and its bytes, if any version exists.
+    pub fn latest(&self) -> Option<(u64, Bytes)> {
+        self.state.lock().ok().and_then(|s| s.latest.clone())
+    }
+
+    /// The current version number.
+    pub fn latest_version(&self) -> Option<u64> {
+        self.latest().map(|(v, _)| v)
+    }
+
+    /// The bytes of `version`, if it was committed.
+    pub fn read_version(&self, version: u64) -> Result<Option<Bytes>> {
+        if let Some((v, bytes)) = self.latest() {
+            if v == version {
+                return Ok(Some(bytes));
+            }
+            if version > v {
+                return Ok(None);
+            }
+        } else {
+            return Ok(None);
+        }
+        Ok(self.read_version_file(version)?.map(Bytes::from))
+    }
+
+    fn read_version_file(&self, version: u64) -> Result<Option<Vec<u8>>> {
+        let path = self.version_path(version);
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// All round records, oldest first.
+    pub fn history(&self) -> Vec<RoundRecord> {
+        self.state
+            .lock()
+            .map(|s| s.history.clone())
+            .unwrap_or_default()
+    }
+
+    /// The number the next round gets: one past the last recorded round (0 when empty).
+    pub fn next_round(&self) -> u64 {
+        self.state
+            .lock()
+            .ok()
+            .and_then(|s| s.history.last().map(|r| r.round + 1))
+            .unwrap_or(0)
+    }
+
+    /// The version number the next commit gets.
+    pub fn next_version(&self) -> u64 {
+        self.latest_version().map_or(0, |v| v + 1)
+    }
+
+    /// Durably stores `bytes` as version `record.version` and appends `record`, whose
+    /// status must be `Initial` or `Completed`, whose version must be
+    /// [`next_version`](Self::next_version) and whose round must be
+    /// [`next_round`](Self::next_round).
+    pub fn commit(&self, bytes: Vec<u8>, record: &RoundRecord) -> Result<u64> {
+        let version = self.check_sequence(record)?;
+        let Some(version) = version else {
+            return Err(StoreError::Sequence(
+                "a committed round needs a version".into(),
+            ));
+        };
+        if record.status == RoundStatus::Failed {
+            return Err(StoreError::Sequence("a failed round has no version".into()));
+        }
+        let path = self.version_path(version);
+        write_atomic(&path, &bytes)?;
+        self.append_history(record)?;
+        self.write_pointer(version)?;
+        if let Ok(mut state) = self.state.lock() {
+            state.latest = Some((version, Bytes::from(bytes)));
+            state.history.push(record.clone());
+        }
+        Ok(version)
+    }
+
+    /// Appends a failed round's record; the current version stays.
+    pub fn record_failure(&self, record: &RoundRecord) -> Result<()> {
+        if record.status != RoundStatus::Failed || record.version.is_some() {
+            return Err(StoreError::Sequence(
+                "record_failure takes a failed round without a version".into(),
+            ));
+        }
+        self.check_sequence(record)?;
+        self.append_history(record)?;
+        if let Ok(mut state) = self.state.lock() {
+            state.history.push(record.clone());
+        }
+        Ok(())
+    }
+
+    fn check_sequence(&self, record: &RoundRecord) -> Result<Option<u64>> {
+        let round = self.next_round();
+        if record.round != round {
+            return Err(StoreError::Sequence(format!(
+                "record for round {} but the next round is {round}",
+                record.round
+            )));
+        }
+        if let Some(v) = record.version {
+            let next = self.next_version();
+            if v != next {
+                return Err(StoreError::Sequence(format!(
+                    "record for version {v} but the next version is {next}"
+                )));
+            }
+        }
+        Ok(record.version)
+    }
+
+    fn append_history(&self, record: &RoundRecord) -> Result<()> {
+        let path = self.dir.join("history.jsonl");
+        let mut line = serde_json::to_vec(record).map_err(|e| StoreError::CorruptHistory {
+            line: 0,
+            reason: e.to_string(),
+        })?;
+        line.push(b'\n');
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.write_all(&line).map_err(io(&path))?;
+        file.sync_data().map_err(io(&path))?;
+        Ok(())
+    }
+
+    fn write_pointer(&self, version: u64) -> Result<()> {
+        write_atomic(&self.dir.join("latest"), format!("{version}\n").as_bytes())
+    }
+
+    /// Deletes version files newer than the last committed version: unfinished rounds.
+    fn remove_uncommitted(&self, committed: Option<u64>) -> Result<()> {
+        let versions = self.dir.join("versions");
+        for entry in fs::read_dir(&versions).map_err(io(&versions))? {
+            let entry = entry.map_err(io(&versions))?;
+            let name = entry.file_name();
+            let Some(v) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".safetensors"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if committed.is_none_or(|c| v > c) {
+                tracing::warn!(version = v, "removing a version no round committed");
+                fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+            }
+        }
+        sync_dir(&versions)
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename over
+/// `path`, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    {
+        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+fn remove_temporaries(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
+fn read_pointer(path: &Path) -> Result<Option<u64>> {
+    match fs::read_to_string(path) {
+        Ok(s) => Ok(s.trim().parse().ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Reads the history, truncating a torn (unterminated) last line.
+fn load_history(path: &Path) -> Result<Vec<RoundRecord>> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let mut content = Vec::new();
+    file.read_to_end(&mut content).map_err(io(path))?;
+    let complete = content
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    if complete < content.len() {
+        tracing::warn!(
+            bytes = content.len() - complete,
+            "truncating a torn last history line"
+        );
+        file.set_len(complete as u64).map_err(io(path))?;
+        file.sync_all().map_err(io(path))?;
+    }
+    let mut records: Vec<RoundRecord> = Vec::new();
+    for (i, line) in content[..complete].split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let record: RoundRecord =
+            serde_json::from_slice(line).map_err(|e| StoreError::CorruptHistory {
+                line: i + 1,
+                reason: e.to_string(),
+            })?;
+        if let Some(prev) = records.last()
+            && record.round != prev.round + 1
+        {
+            return Err(StoreError::CorruptHistory {
+                line: i + 1,
+                reason: format!("round {} follows round {}", record.round, prev.round),
+            });
+        }
+        records.push(record);
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{RoundTimings, unix_ms};
+
+    fn record(round: u64, version: Option<u64>) -> RoundRecord {
+        RoundRecord {
+            round,
+            status: if version.is_some() {
+                if round == 0 {
+                    RoundStatus::Initial
+                } else {
+                    RoundStatus::Completed
+                }
+            } else {
+                RoundStatus::Failed
+            },
+            base_version: None,
+            version,
+            strategy: "fedavg".into(),
+            started_unix_ms: unix_ms(),
+            clients: vec![],
+            global: None,
+            timings: RoundTimings::default(),
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn commits_reopen_and_keep_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        assert_eq!(store.latest_version(), None);
+        store.commit(b"v0".to_vec(), &record(0, Some(0))).unwrap();
+        store.commit(b"v1".to_vec(), &record(1, Some(1))).unwrap();
+        store.record_failure(&record(2, None)).unwrap();
+        assert!(store.commit(b"x".to_vec(), &record(3, Some(5))).is_err());
+        drop(store);
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        assert_eq!(store.latest().unwrap(), (1, Bytes::from_static(b"v1")));
+        assert_eq!(store.read_version(0).unwrap().unwrap(), "v0");
+        assert_eq!(store.next_round(), 3);
+        assert_eq!(store.next_version(), 2);
+    }
+
+    #[test]
+    fn torn_line_orphan_version_and_stale_pointer_are_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        store.commit(b"v0".to_vec(), &record(0, Some(0))).unwrap();
+        store.commit(b"v1".to_vec(), &record(1, Some(1))).unwrap();
+        drop(store);
+        // A crash after the version file of round 2 and half of its history line.
+        fs::write(dir.path().join("versions/000002.safetensors"), b"v2").unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("history.jsonl"))
+            .unwrap();
+        f.write_all(b"{\"round\":2,\"sta").unwrap();
+        fs::write(
+            dir.path().join("versions/.000003.safetensors.9.tmp"),
+            b"half",
+        )
+        .unwrap();
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        assert_eq!(store.latest_version(), Some(1));
+        assert_eq!(store.next_round(), 2);
+        assert!(!dir.path().join("versions/000002.safetensors").exists());
+        assert!(
+            !dir.path()
+                .join("versions/.000003.safetensors.9.tmp")
+                .exists()
+        );
+        // A crash between the history line and the pointer: the pointer rolls forward.
+        store.commit(b"v2".to_vec(), &record(2, Some(2))).unwrap();
+        drop(store);
+        fs::write(dir.path().join("latest"), b"1\n").unwrap();
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        assert_eq!(store.latest_version(), Some(2));
+        assert_eq!(
+            fs::read_to_string(dir.path().join("latest")).unwrap(),
+            "2\n"
+        );
+    }
+
+    #[test]
+    fn corrupt_complete_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("history.jsonl"), b"not json\n").unwrap();
+        let err = ModelStore::open(dir.path(), "mnist").unwrap_err();
+        assert!(
+            matches!(err, StoreError::CorruptHistory { line: 1, .. }),
+            "{err}"
+        );
+    }
+}
