@@ -9,3 +9,5 @@
 
 pub mod history;
 pub mod store;
+pub mod strategy;
+pub mod validate;
