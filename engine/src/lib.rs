@@ -10,6 +10,7 @@ pub mod presets;
 pub mod rng;
 pub mod spec;
 pub mod tensor;
+pub mod weights;
 
 pub use conv_kernels as kernels;
 pub use data::Dataset;
