@@ -324,7 +324,8 @@ impl ModelSpec {
     /// # Errors
     /// [`Error::Spec`] naming the first problem: empty name or layers, a zero size, a shape
     /// that does not flow into the next layer, duplicate or malformed parameter-layer names,
-    /// a dropout rate outside `[0, 1)`, a Softmax that is not last, fewer than two classes,
+    /// a dropout rate outside `[0, 1)`, a Softmax that is not last or missing, fewer than two
+    /// classes,
     /// or a model beyond [`MAX_PARAMS`] / [`MAX_ACTIVATION_PER_EXAMPLE`].
     pub fn validate(&self) -> Result<()> {
         self.layer_shapes().map(|_| ())
@@ -404,6 +405,11 @@ impl ModelSpec {
             }
             shapes.push(next);
             shape = next;
+        }
+        if !matches!(self.layers.last(), Some(LayerSpec::Softmax)) {
+            return Err(Error::Spec(
+                "the last layer must be Softmax (the model outputs class probabilities)".into(),
+            ));
         }
         match shape {
             LayerShape::Flat(n) if n >= 2 => Ok(shapes),
@@ -562,7 +568,11 @@ mod tests {
         refused(&s, "no layers");
         let mut s = tiny();
         s.layers.truncate(2);
-        refused(&s, "must end in a flat vector");
+        s.layers.push(LayerSpec::Softmax);
+        refused(&s, "needs a flat vector");
+        let mut s = tiny();
+        s.layers.pop();
+        refused(&s, "must be Softmax");
     }
 
     #[test]

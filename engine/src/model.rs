@@ -1,0 +1,544 @@
+//! [`Sequential`]: a [`ModelSpec`], its parameters, and the buffers that run it.
+//!
+//! Inference ([`Sequential::predict`], [`Sequential::predict_with`]) runs the input in
+//! micro-batches through two ping-pong activation buffers held by an [`InferenceScratch`],
+//! so memory stays bounded whatever the number of images; u8 pixels become f32 one
+//! micro-batch at a time, f32 input is read in place. Training lives in `train.rs`.
+
+use crate::error::{Error, Result};
+use crate::init::init_params;
+use crate::layers::{Layer, Plan};
+use crate::params::ParamSet;
+use crate::spec::{LayerShape, LayerSpec, ModelSpec};
+
+/// Images per inference micro-batch when none is given: large enough for the GEMMs to run
+/// at full speed, small enough to keep the Table 1 CNN's working set around 10 MiB.
+pub const DEFAULT_MICRO_BATCH: usize = 64;
+
+/// Input images for inference: `N * spec.input_len()` values, NCHW.
+#[derive(Debug, Clone, Copy)]
+pub enum Pixels<'a> {
+    /// Already normalised values (`pixel / 255`, in `[0, 1]`); must be finite.
+    F32(&'a [f32]),
+    /// Raw bytes 0..=255, normalised as `f32::from(p) / 255.0`, exactly as in training.
+    U8(&'a [u8]),
+}
+
+impl Pixels<'_> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Pixels::F32(x) => x.len(),
+            Pixels::U8(x) => x.len(),
+        }
+    }
+
+    /// True when there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reusable inference buffers, sized for one micro-batch of one architecture.
+///
+/// Keep one per worker thread and pass it to [`Sequential::predict_with`]: after the first
+/// call nothing is allocated. A scratch made for another spec still works (it grows).
+#[derive(Debug, Clone, Default)]
+pub struct InferenceScratch {
+    micro_batch: usize,
+    input: Vec<f32>,
+    ping: Vec<f32>,
+    pong: Vec<f32>,
+    argmax: Vec<u32>,
+    conv: Vec<f32>,
+}
+
+fn grow<T: Clone + Default>(v: &mut Vec<T>, len: usize) {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
+}
+
+impl InferenceScratch {
+    /// Buffers for micro-batches of [`DEFAULT_MICRO_BATCH`] images of `spec`.
+    pub fn new(spec: &ModelSpec) -> Self {
+        Self::with_micro_batch(spec, DEFAULT_MICRO_BATCH)
+    }
+
+    /// Buffers for micro-batches of `micro_batch` images (at least 1) of `spec`. An invalid
+    /// spec gives empty buffers (prediction reports the spec's error).
+    pub fn with_micro_batch(spec: &ModelSpec, micro_batch: usize) -> Self {
+        let mut s = Self {
+            micro_batch: micro_batch.max(1),
+            ..Self::default()
+        };
+        if let Ok(plan) = Plan::new(spec) {
+            // Sizing only fails for absurd geometries that Plan::new already refused.
+            let _ = s.ensure(&plan, s.micro_batch);
+        }
+        s
+    }
+
+    /// Images per micro-batch.
+    pub fn micro_batch(&self) -> usize {
+        self.micro_batch
+    }
+
+    /// Bytes currently held.
+    pub fn bytes(&self) -> usize {
+        4 * (self.input.len() + self.ping.len() + self.pong.len() + self.argmax.len())
+            + 4 * self.conv.len()
+    }
+
+    fn ensure(&mut self, plan: &Plan, n: usize) -> Result<()> {
+        let max_act = plan.buf_len[1..].iter().copied().max().unwrap_or(0);
+        grow(&mut self.input, n * plan.input_len);
+        grow(&mut self.ping, n * max_act);
+        grow(&mut self.pong, n * max_act);
+        for step in &plan.steps {
+            match &step.layer {
+                Layer::Conv2d(c) => {
+                    let g = c.geometry(n)?;
+                    grow(&mut self.conv, conv_kernels::conv2d_scratch_len(&g));
+                }
+                Layer::MaxPool2d(_) => grow(&mut self.argmax, n * plan.buf_len[step.dst]),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the current activation lives during inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loc {
+    External,
+    Input,
+    Ping,
+    Pong,
+}
+
+/// A Sequential model: architecture, parameters, and reusable training buffers.
+///
+/// Parameters are in PyTorch layouts and named after the spec's layers (`conv1.weight`,
+/// `conv1.bias`, ...), so a [`ParamSet`] moves unchanged between models, weights files and
+/// federated averaging.
+#[derive(Debug)]
+pub struct Sequential {
+    pub(crate) spec: ModelSpec,
+    pub(crate) plan: Plan,
+    pub(crate) params: ParamSet,
+    pub(crate) train: Option<Box<crate::train::TrainState>>,
+}
+
+impl Clone for Sequential {
+    /// Clones architecture and parameters; training buffers are not copied.
+    fn clone(&self) -> Self {
+        Self {
+            spec: self.spec.clone(),
+            plan: self.plan.clone(),
+            params: self.params.clone(),
+            train: None,
+        }
+    }
+}
+
+/// The parameter slices `(weight, bias)` at `index`, `index + 1`.
+pub(crate) fn param_pair(params: &ParamSet, index: usize) -> Result<(&[f32], &[f32])> {
+    let mut it = params.iter().skip(index);
+    match (it.next(), it.next()) {
+        (Some((_, w)), Some((_, b))) => Ok((w.data(), b.data())),
+        _ => Err(Error::InvalidArgument(format!(
+            "parameter set has no tensors {index} and {}",
+            index + 1
+        ))),
+    }
+}
+
+/// Builds a parameter set in the plan's order from `params` (any order), checking names
+/// and shapes.
+fn arrange(plan: &Plan, params: ParamSet) -> Result<ParamSet> {
+    if let Some((extra, _)) = params
+        .iter()
+        .find(|(n, _)| !plan.params.iter().any(|(p, _)| p == n))
+    {
+        return Err(Error::Weights(format!(
+            "unexpected tensor `{extra}` for this architecture"
+        )));
+    }
+    for (name, shape) in &plan.params {
+        match params.get(name) {
+            None => {
+                return Err(Error::Weights(format!(
+                    "missing tensor `{name}` (expected shape {shape:?})"
+                )));
+            }
+            Some(t) if t.shape() != shape.as_slice() => {
+                return Err(Error::Shape {
+                    what: format!("tensor `{name}`"),
+                    expected: shape.clone(),
+                    got: t.shape().to_vec(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let in_order = params
+        .iter()
+        .zip(&plan.params)
+        .all(|((n, _), (p, _))| n == p);
+    if in_order {
+        return Ok(params);
+    }
+    let mut out = ParamSet::new();
+    for (name, _) in &plan.params {
+        if let Some(t) = params.get(name) {
+            // Cheap for mapped tensors (an Arc); a one-off copy for owned ones.
+            out.push(name.clone(), t.clone())?;
+        }
+    }
+    Ok(out)
+}
+
+fn group_thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+impl Sequential {
+    /// A model of `spec` with Glorot-uniform weights and zero biases drawn from `seed`.
+    ///
+    /// # Errors
+    /// [`Error::Spec`] when the spec is invalid.
+    pub fn new(spec: ModelSpec, seed: u64) -> Result<Self> {
+        let plan = Plan::new(&spec)?;
+        let params = init_params(&plan.params, seed)?;
+        Ok(Self {
+            spec,
+            plan,
+            params,
+            train: None,
+        })
+    }
+
+    /// A model of `spec` with the given parameters (any order; names and shapes checked).
+    ///
+    /// # Errors
+    /// [`Error::Spec`] for an invalid spec; [`Error::Weights`] or [`Error::Shape`] naming
+    /// the first missing, unexpected or mis-shaped tensor.
+    pub fn from_params(spec: ModelSpec, params: ParamSet) -> Result<Self> {
+        let plan = Plan::new(&spec)?;
+        let params = arrange(&plan, params)?;
+        Ok(Self {
+            spec,
+            plan,
+            params,
+            train: None,
+        })
+    }
+
+    /// The architecture.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The parameters, in layer order.
+    pub fn params(&self) -> &ParamSet {
+        &self.params
+    }
+
+    /// The parameters, mutable (values only: a changed layout is refused at the next use).
+    pub fn params_mut(&mut self) -> &mut ParamSet {
+        &mut self.params
+    }
+
+    /// Replaces the parameters (any order; names and shapes checked).
+    ///
+    /// # Errors
+    /// As [`Sequential::from_params`]; the model is unchanged on error.
+    pub fn set_params(&mut self, params: ParamSet) -> Result<()> {
+        self.params = arrange(&self.plan, params)?;
+        Ok(())
+    }
+
+    /// Takes the parameters out, leaving an empty set (call [`Sequential::set_params`] before
+    /// using the model again).
+    pub fn take_params(&mut self) -> ParamSet {
+        std::mem::take(&mut self.params)
+    }
+
+    /// Number of trainable scalars.
+    pub fn num_params(&self) -> usize {
+        self.params.num_params()
+    }
+
+    /// Number of classes of the output.
+    pub fn num_classes(&self) -> usize {
+        self.plan.classes
+    }
+
+    /// Checks the current parameters still have the plan's layout (cheap: names and shapes).
+    pub(crate) fn check_params(&self) -> Result<()> {
+        if self.params.len() != self.plan.params.len() {
+            return Err(Error::Weights(format!(
+                "the model holds {} tensors, its architecture needs {}",
+                self.params.len(),
+                self.plan.params.len()
+            )));
+        }
+        for ((name, t), (pname, shape)) in self.params.iter().zip(&self.plan.params) {
+            if name != pname || t.shape() != shape.as_slice() {
+                return Err(Error::Shape {
+                    what: format!("tensor `{name}` (expected `{pname}`)"),
+                    expected: shape.clone(),
+                    got: t.shape().to_vec(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A Keras-like table of layers, output shapes (batch first, channels first) and
+    /// parameter counts.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let shapes = self.spec.layer_shapes().unwrap_or_default();
+        let mut counts: std::collections::HashMap<&str, usize> = Default::default();
+        let mut rows = Vec::new();
+        let mut input = LayerShape::Chw(self.spec.input_shape);
+        for (layer, out) in self.spec.layers.iter().zip(&shapes) {
+            let name = match layer.name() {
+                Some(n) => n.to_string(),
+                None => {
+                    let base = match layer {
+                        LayerSpec::MaxPool2D { .. } => "max_pooling2d",
+                        LayerSpec::Dropout { .. } => "dropout",
+                        LayerSpec::Flatten => "flatten",
+                        LayerSpec::ReLU => "re_lu",
+                        _ => "softmax",
+                    };
+                    let k = counts.entry(base).or_insert(0);
+                    let n = if *k == 0 {
+                        base.to_string()
+                    } else {
+                        format!("{base}_{k}")
+                    };
+                    *k += 1;
+                    n
+                }
+            };
+            let params: usize = match (layer, input) {
+                (
+                    LayerSpec::Conv2D {
+                        filters,
+                        kernel_size: [kh, kw],
+                        ..
+                    },
+                    LayerShape::Chw([c, _, _]),
+                ) => filters * c * kh * kw + filters,
+                (LayerSpec::Dense { units, .. }, s) => units * s.len() + units,
+                _ => 0,
+            };
+            rows.push((
+                format!("{name} ({})", layer.type_name()),
+                out.display_batched(),
+                params,
+            ));
+            input = *out;
+        }
+        let total = self.spec.num_params();
+        let (w1, w2, w3) = (30, 25, 12);
+        let width = w1 + w2 + w3;
+        let mut s = String::new();
+        let _ = writeln!(s, "Model: \"{}\"", self.spec.name);
+        let _ = writeln!(s, "{}", "_".repeat(width));
+        let _ = writeln!(
+            s,
+            "{:<w1$}{:<w2$}{:>w3$}",
+            " Layer (type)", "Output Shape", "Param #"
+        );
+        let _ = writeln!(s, "{}", "=".repeat(width));
+        for (i, (name, shape, params)) in rows.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "{:<w1$}{:<w2$}{:>w3$}",
+                format!(" {name}"),
+                shape,
+                group_thousands(*params)
+            );
+            if i + 1 < rows.len() {
+                let _ = writeln!(s);
+            }
+        }
+        let _ = writeln!(s, "{}", "=".repeat(width));
+        let _ = writeln!(s, "Total params: {}", group_thousands(total));
+        let _ = writeln!(s, "Trainable params: {}", group_thousands(total));
+        let _ = writeln!(s, "Non-trainable params: 0");
+        let _ = write!(s, "{}", "_".repeat(width));
+        s
+    }
+
+    /// Class probabilities `[N, classes]` into `out` for the `N` images of `input`,
+    /// micro-batched through a fresh [`InferenceScratch`].
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `input` is not a whole number of images or `out` is not
+    /// `N * classes`; [`Error::InvalidArgument`] for a non-finite f32 pixel.
+    pub fn predict(&self, input: Pixels<'_>, out: &mut [f32]) -> Result<()> {
+        let mut scratch = InferenceScratch::new(&self.spec);
+        self.predict_with(input, out, &mut scratch)
+    }
+
+    /// As [`Sequential::predict`], reusing `scratch` (no allocation once it is sized).
+    ///
+    /// # Errors
+    /// As [`Sequential::predict`].
+    pub fn predict_with(
+        &self,
+        input: Pixels<'_>,
+        out: &mut [f32],
+        scratch: &mut InferenceScratch,
+    ) -> Result<()> {
+        self.check_params()?;
+        let in_len = self.plan.input_len;
+        let classes = self.plan.classes;
+        if !input.len().is_multiple_of(in_len) {
+            return Err(Error::Shape {
+                what: format!(
+                    "predict input ({} values, not a whole number of {in_len}-value images)",
+                    input.len()
+                ),
+                expected: vec![input.len() / in_len * in_len],
+                got: vec![input.len()],
+            });
+        }
+        let n = input.len() / in_len;
+        if out.len() != n * classes {
+            return Err(Error::Shape {
+                what: "predict output".into(),
+                expected: vec![n, classes],
+                got: vec![out.len()],
+            });
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let micro = scratch.micro_batch.max(1);
+        scratch.micro_batch = micro;
+        scratch.ensure(&self.plan, micro.min(n))?;
+        for (start, out_chunk) in (0..n).step_by(micro).zip(out.chunks_mut(micro * classes)) {
+            let m = micro.min(n - start);
+            let range = start * in_len..(start + m) * in_len;
+            match input {
+                Pixels::F32(x) => {
+                    let chunk = &x[range];
+                    if let Some(i) = chunk.iter().position(|v| !v.is_finite()) {
+                        let at = start * in_len + i;
+                        return Err(Error::InvalidArgument(format!(
+                            "pixel {} of image {} is {}",
+                            at % in_len,
+                            at / in_len,
+                            chunk[i]
+                        )));
+                    }
+                    self.forward_eval(Some(chunk), m, scratch, out_chunk)?;
+                }
+                Pixels::U8(x) => {
+                    for (d, &p) in scratch.input.iter_mut().zip(&x[range]) {
+                        *d = f32::from(p) / 255.0;
+                    }
+                    self.forward_eval(None, m, scratch, out_chunk)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `m` images (in `ext`, or in `s.input` when `ext` is `None`) through every step
+    /// in inference mode and writes their probabilities into `out`.
+    fn forward_eval(
+        &self,
+        ext: Option<&[f32]>,
+        m: usize,
+        s: &mut InferenceScratch,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let ext = ext.unwrap_or(&[]);
+        let mut loc = if ext.is_empty() {
+            Loc::Input
+        } else {
+            Loc::External
+        };
+        let mut len = m * self.plan.input_len;
+        let InferenceScratch {
+            input,
+            ping,
+            pong,
+            argmax,
+            conv,
+            ..
+        } = s;
+        for step in &self.plan.steps {
+            let out_len = m * self.plan.buf_len[step.dst];
+            if step.src == step.dst {
+                // In place: Dropout is the identity at inference, ReLU works on our copy.
+                if let Layer::Relu(r) = &step.layer {
+                    let buf = match loc {
+                        Loc::External => {
+                            input[..len].copy_from_slice(&ext[..len]);
+                            loc = Loc::Input;
+                            &mut input[..len]
+                        }
+                        Loc::Input => &mut input[..len],
+                        Loc::Ping => &mut ping[..len],
+                        Loc::Pong => &mut pong[..len],
+                    };
+                    r.forward(buf);
+                }
+                continue;
+            }
+            let (src, dst, next): (&[f32], &mut [f32], Loc) = match loc {
+                Loc::External => (ext, &mut ping[..], Loc::Ping),
+                Loc::Input => (&input[..], &mut ping[..], Loc::Ping),
+                Loc::Ping => (&ping[..], &mut pong[..], Loc::Pong),
+                Loc::Pong => (&pong[..], &mut ping[..], Loc::Ping),
+            };
+            let (src, dst) = (&src[..len], &mut dst[..out_len]);
+            match &step.layer {
+                Layer::Conv2d(c) => {
+                    let (w, b) = param_pair(&self.params, c.param)?;
+                    c.forward(&c.geometry(m)?, src, w, b, dst, conv)?;
+                }
+                Layer::Dense(d) => {
+                    let (w, b) = param_pair(&self.params, d.param)?;
+                    d.forward(&d.geometry(m)?, src, w, b, dst)?;
+                }
+                Layer::MaxPool2d(p) => {
+                    p.forward(&p.geometry(m)?, src, dst, &mut argmax[..out_len])?
+                }
+                Layer::Dropout(_) | Layer::Flatten(_) | Layer::Relu(_) => {
+                    return Err(Error::InvalidArgument(
+                        "internal: in-place layer planned out of place".into(),
+                    ));
+                }
+            }
+            loc = next;
+            len = out_len;
+        }
+        let logits = match loc {
+            Loc::External => ext,
+            Loc::Input => &input[..],
+            Loc::Ping => &ping[..],
+            Loc::Pong => &pong[..],
+        };
+        conv_kernels::softmax_forward(&logits[..len], self.plan.classes, out)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,377 @@
+//! Sequential model tests: gradients, learning on MNIST, determinism across thread counts,
+//! micro-batched prediction, summaries and refused specs.
+
+use std::ops::ControlFlow;
+
+use engine::data::mnist::{self, Split};
+use engine::spec::{ActivationSpec, LayerSpec, ModelSpec, PaddingSpec};
+use engine::{
+    Adam, AdamConfig, Dataset, Error, FitConfig, InferenceScratch, Optimizer, ParamSet, Pixels,
+    Sequential, Sgd, SgdConfig,
+};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn tiny_spec(dropout: f32) -> ModelSpec {
+    ModelSpec {
+        name: "tiny".into(),
+        input_shape: [2, 6, 6],
+        layers: vec![
+            LayerSpec::Conv2D {
+                name: "c1".into(),
+                filters: 3,
+                kernel_size: [3, 3],
+                padding: PaddingSpec::Same,
+                activation: ActivationSpec::Relu,
+            },
+            LayerSpec::MaxPool2D {
+                pool_size: [2, 2],
+                strides: None,
+            },
+            LayerSpec::Dropout { rate: dropout },
+            LayerSpec::Conv2D {
+                name: "c2".into(),
+                filters: 4,
+                kernel_size: [2, 2],
+                padding: PaddingSpec::Valid,
+                activation: ActivationSpec::Linear,
+            },
+            LayerSpec::ReLU,
+            LayerSpec::Flatten,
+            LayerSpec::Dense {
+                name: "d1".into(),
+                units: 5,
+                activation: ActivationSpec::Linear,
+            },
+            LayerSpec::ReLU,
+            LayerSpec::Dense {
+                name: "d2".into(),
+                units: 3,
+                activation: ActivationSpec::Linear,
+            },
+            LayerSpec::Softmax,
+        ],
+    }
+}
+
+fn no_progress() -> impl FnMut(&engine::Progress) -> ControlFlow<()> {
+    |_| ControlFlow::Continue(())
+}
+
+fn mnist_dir() -> std::path::PathBuf {
+    mnist::dir_from_env().unwrap_or_else(|_| "/work/shared/data/mnist".into())
+}
+
+fn bits(p: &ParamSet) -> Vec<u32> {
+    p.iter()
+        .flat_map(|(_, t)| t.data().iter().map(|v| v.to_bits()))
+        .collect()
+}
+
+#[test]
+fn learns_mnist_subset() -> TestResult {
+    let dir = mnist_dir();
+    let train = mnist::load(&dir, Split::Train)?.take(2000);
+    let test = mnist::load(&dir, Split::Test)?.take(1000);
+    let mut model = Sequential::new(engine::presets::table1_cnn(), 1)?;
+    let mut opt = Adam::new(AdamConfig::default());
+    let cfg = FitConfig {
+        epochs: 2,
+        batch_size: 32,
+        seed: 5,
+        ..FitConfig::default()
+    };
+    let report = model.fit(&train, &cfg, &mut opt, &mut no_progress())?;
+    assert_eq!(report.epochs.len(), 2);
+    assert_eq!(report.examples, 4000);
+    assert!(report.epochs[1].loss < report.epochs[0].loss, "{report:?}");
+    let eval = model.evaluate(&test, 256)?;
+    eprintln!("fit {report:?}\neval {eval:?}");
+    assert_eq!(eval.examples, 1000);
+    assert!(eval.accuracy > 0.85, "test accuracy {}", eval.accuracy);
+    assert_eq!(eval.per_class_accuracy.len(), 10);
+    Ok(())
+}
+
+/// Keeps the gradients it is given instead of updating anything.
+#[derive(Default)]
+struct Capture(Option<ParamSet>);
+
+impl Optimizer for Capture {
+    fn step(&mut self, _params: &mut ParamSet, grads: &ParamSet) -> engine::Result<()> {
+        self.0 = Some(grads.clone());
+        Ok(())
+    }
+    fn reset(&mut self) {
+        self.0 = None;
+    }
+}
+
+fn random_data(n: usize, input_len: usize, classes: u8, seed: u64) -> Dataset {
+    let mut rng = engine::Rng::new(seed);
+    let images = (0..n * input_len).map(|_| rng.below(256) as u8).collect();
+    let labels = (0..n)
+        .map(|_| rng.below(u64::from(classes)) as u8)
+        .collect();
+    // Dataset only knows rows x cols; any factorisation of C*H*W works.
+    Dataset::new(images, labels, 1, input_len).unwrap()
+}
+
+/// Central differences of the mean loss against the analytic gradient of every parameter.
+/// d loss / d w ~ (L(w + e) - L(w - e)) / 2e.
+#[test]
+fn backward_matches_finite_differences_on_a_tiny_model() -> TestResult {
+    let spec = tiny_spec(0.0);
+    let data = random_data(6, spec.input_len(), 3, 11);
+    let mut model = Sequential::new(spec, 3)?;
+    // Non-zero biases so that ReLU kinks are not all sitting at 0.
+    for (name, t) in model.params_mut().iter_mut() {
+        if name.ends_with(".bias") {
+            for (i, v) in t.data_mut().iter_mut().enumerate() {
+                *v = 0.05 * (i as f32 + 1.0);
+            }
+        }
+    }
+    let cfg = FitConfig {
+        epochs: 1,
+        batch_size: data.len(),
+        shuffle: false,
+        ..FitConfig::default()
+    };
+    let mut cap = Capture::default();
+    model.fit(&data, &cfg, &mut cap, &mut no_progress())?;
+    let grads = cap.0.ok_or("no gradient captured")?;
+    let loss = |m: &Sequential| -> f64 { f64::from(m.evaluate(&data, 64).unwrap().loss) };
+    let eps = 1e-2f32;
+    let (mut checked, mut bad) = (0, Vec::new());
+    let names: Vec<String> = model.params().iter().map(|(n, _)| n.to_string()).collect();
+    for name in &names {
+        let len = model.params().get(name).ok_or("param")?.len();
+        for i in 0..len {
+            let orig = model.params().get(name).ok_or("param")?.data()[i];
+            let set = |m: &mut Sequential, v: f32| {
+                m.params_mut().get_mut(name).unwrap().data_mut()[i] = v;
+            };
+            set(&mut model, orig + eps);
+            let up = loss(&model);
+            set(&mut model, orig - eps);
+            let down = loss(&model);
+            set(&mut model, orig);
+            let numeric = (up - down) / (2.0 * f64::from(eps));
+            let analytic = f64::from(grads.get(name).ok_or("grad")?.data()[i]);
+            let tol = 2e-3 + 0.05 * numeric.abs().max(analytic.abs());
+            if (numeric - analytic).abs() > tol {
+                bad.push(format!(
+                    "{name}[{i}]: analytic {analytic} numeric {numeric}"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    // A kink of ReLU or a max-pool switch inside +-eps can spoil a rare element.
+    assert!(
+        bad.len() * 50 <= checked,
+        "{} of {checked} gradients differ:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+    Ok(())
+}
+
+fn train_bits(threads: usize) -> Result<Vec<u32>, Box<dyn std::error::Error + Send + Sync>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    pool.install(|| {
+        let data = mnist::load(&mnist_dir(), Split::Train)
+            .map_err(|e| e.to_string())?
+            .take(192);
+        let mut model =
+            Sequential::new(engine::presets::table1_cnn(), 9).map_err(|e| e.to_string())?;
+        let mut opt = Adam::new(AdamConfig::default());
+        let cfg = FitConfig {
+            epochs: 1,
+            batch_size: 64,
+            seed: 4,
+            ..FitConfig::default()
+        };
+        model
+            .fit(&data, &cfg, &mut opt, &mut no_progress())
+            .map_err(|e| e.to_string())?;
+        Ok(bits(model.params()))
+    })
+}
+
+#[test]
+fn training_is_bit_identical_at_one_and_two_threads() {
+    let one = train_bits(1).unwrap();
+    let two = train_bits(2).unwrap();
+    assert_eq!(one.len(), 317_066);
+    let differing = one.iter().zip(&two).filter(|(a, b)| a != b).count();
+    assert_eq!(
+        differing, 0,
+        "{differing} parameters differ between 1 and 2 threads"
+    );
+}
+
+#[test]
+fn micro_batched_prediction_equals_one_batch_and_u8_equals_f32() -> TestResult {
+    let spec = engine::presets::table1_cnn();
+    let model = Sequential::new(spec.clone(), 2)?;
+    let data = mnist::load(&mnist_dir(), Split::Test)?.take(70);
+    let n = data.len();
+    let mut small = InferenceScratch::with_micro_batch(&spec, 7);
+    let mut big = InferenceScratch::with_micro_batch(&spec, 100);
+    let (mut a, mut b, mut c) = (vec![0.0; n * 10], vec![0.0; n * 10], vec![0.0; n * 10]);
+    model.predict_with(Pixels::U8(data.images()), &mut a, &mut small)?;
+    model.predict_with(Pixels::U8(data.images()), &mut b, &mut big)?;
+    let f: Vec<f32> = data
+        .images()
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    model.predict(Pixels::F32(&f), &mut c)?;
+    for (i, ((x, y), z)) in a.iter().zip(&b).zip(&c).enumerate() {
+        assert!((x - y).abs() <= 1e-6, "[{i}] micro {x} vs one batch {y}");
+        assert_eq!(y.to_bits(), z.to_bits(), "[{i}] u8 {y} vs f32 {z}");
+    }
+    for row in a.chunks_exact(10) {
+        let s: f32 = row.iter().sum();
+        assert!((s - 1.0).abs() < 1e-5, "probabilities sum to {s}");
+    }
+    // Shapes and values are checked before any work.
+    assert!(matches!(
+        model.predict(Pixels::U8(&data.images()[..783]), &mut [0.0; 10]),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        model.predict(Pixels::U8(&data.images()[..784]), &mut [0.0; 9]),
+        Err(Error::Shape { .. })
+    ));
+    let mut nan = f[..784].to_vec();
+    nan[5] = f32::NAN;
+    assert!(matches!(
+        model.predict(Pixels::F32(&nan), &mut [0.0; 10]),
+        Err(Error::InvalidArgument(_))
+    ));
+    model.predict(Pixels::U8(&[]), &mut [])?;
+    Ok(())
+}
+
+#[test]
+fn summary_lists_layers_and_317066_params() -> TestResult {
+    let model = Sequential::new(engine::presets::table1_cnn(), 0)?;
+    assert_eq!(model.num_params(), 317_066);
+    let s = model.summary();
+    for needle in [
+        "Model: \"table1_cnn\"",
+        "conv1 (Conv2D)",
+        "(None, 32, 24, 24)",
+        "max_pooling2d_1 (MaxPool2D)",
+        "(None, 1024)",
+        "262,400",
+        "Total params: 317,066",
+    ] {
+        assert!(s.contains(needle), "summary lacks {needle}:\n{s}");
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_specs_and_parameter_sets_are_refused() -> TestResult {
+    let mut spec = tiny_spec(0.5);
+    spec.layers.remove(5); // Flatten: Dense after a [C, H, W] tensor
+    assert!(matches!(Sequential::new(spec, 0), Err(Error::Spec(_))));
+    let json = r#"{"name": "x", "input_shape": [1, 28, 28], "layers": [{"type": "Dense", "name": "d", "units": 10}]}"#;
+    assert!(matches!(ModelSpec::from_json(json), Err(Error::Spec(_))));
+
+    let good = Sequential::new(engine::presets::table1_cnn(), 0)?;
+    let mut params = ParamSet::new();
+    for (name, t) in good.params().iter() {
+        if name == "fc1.weight" {
+            params.push(name, engine::Tensor::zeros(&[256, 1000])?)?;
+        } else {
+            params.push(name, t.clone())?;
+        }
+    }
+    match Sequential::from_params(engine::presets::table1_cnn(), params) {
+        Err(Error::Shape {
+            what,
+            expected,
+            got,
+        }) => {
+            assert!(what.contains("fc1.weight"), "{what}");
+            assert_eq!((expected, got), (vec![256, 1024], vec![256, 1000]));
+        }
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+    // Any order is accepted and rearranged.
+    let mut reversed = ParamSet::new();
+    let all: Vec<_> = good.params().iter().collect();
+    for (name, t) in all.into_iter().rev() {
+        reversed.push(name, t.clone())?;
+    }
+    let m = Sequential::from_params(engine::presets::table1_cnn(), reversed)?;
+    assert_eq!(bits(m.params()), bits(good.params()));
+    Ok(())
+}
+
+#[test]
+fn cancel_stops_after_the_batch_and_fedprox_changes_the_update() -> TestResult {
+    let spec = tiny_spec(0.25);
+    let data = random_data(40, spec.input_len(), 3, 2);
+    let mut model = Sequential::new(spec.clone(), 1)?;
+    let mut opt = Sgd::new(SgdConfig {
+        lr: 0.1,
+        momentum: 0.9,
+        nesterov: true,
+    });
+    let mut calls = 0;
+    let cfg = FitConfig {
+        epochs: 3,
+        batch_size: 8,
+        ..FitConfig::default()
+    };
+    let r = model.fit(&data, &cfg, &mut opt, &mut |p| {
+        calls += 1;
+        assert_eq!((p.epoch, p.batch, p.batches, p.epochs), (1, calls, 5, 3));
+        if calls == 2 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    assert!(matches!(r, Err(Error::Cancelled)));
+    assert_eq!(calls, 2);
+
+    let run = |mu: Option<f32>| -> engine::Result<Vec<u32>> {
+        let mut m = Sequential::new(spec.clone(), 1)?;
+        let cfg = FitConfig {
+            epochs: 2,
+            batch_size: 8,
+            proximal_mu: mu,
+            ..FitConfig::default()
+        };
+        let mut opt = Sgd::new(SgdConfig::default());
+        m.fit(&data, &cfg, &mut opt, &mut no_progress())?;
+        Ok(bits(m.params()))
+    };
+    assert_eq!(run(None)?, run(Some(0.0))?);
+    assert_ne!(run(None)?, run(Some(0.5))?);
+    assert!(matches!(run(Some(-1.0)), Err(Error::InvalidArgument(_))));
+    let bad_batch = FitConfig {
+        batch_size: 0,
+        ..FitConfig::default()
+    };
+    assert!(
+        model
+            .fit(&data, &bad_batch, &mut opt, &mut no_progress())
+            .is_err()
+    );
+    let bad_labels = random_data(4, spec.input_len(), 9, 1);
+    assert!(matches!(
+        model.fit(&bad_labels, &cfg, &mut opt, &mut no_progress()),
+        Err(Error::Data(_))
+    ));
+    Ok(())
+}
