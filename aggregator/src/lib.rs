@@ -7,7 +7,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod clients;
 pub mod history;
+pub mod http;
+pub mod rounds;
 pub mod store;
 pub mod strategy;
 pub mod validate;

@@ -1,0 +1,276 @@
+//! The aggregator's HTTP surface (axum).
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/models/{name}/latest` | safetensors of the current version; `ETag: "<name>-v<version>"`, `X-Model-Version`; 304 on a matching `If-None-Match`; 404 JSON before the first version |
+//! | `GET /v1/models/{name}/versions/{v}` | the same for one version |
+//! | `GET /v1/rounds` | the round history, JSON array |
+//! | `POST /v1/rounds` | cluster mode: start `{"rounds": n}` rounds in the background (202), 409 while rounds run |
+//! | `GET /healthz` | liveness |
+//! | `GET /metrics` | Prometheus text |
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::history::RoundStatus;
+use crate::rounds::Coordinator;
+use crate::store::ModelStore;
+
+/// Shared state of the router.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The model store served.
+    pub store: Arc<ModelStore>,
+    /// The round runner, in cluster mode (`POST /v1/rounds`).
+    pub coordinator: Option<Arc<Coordinator>>,
+    /// Request counters.
+    pub counters: Arc<Counters>,
+}
+
+impl AppState {
+    /// State serving `store`, optionally running rounds with `coordinator`.
+    pub fn new(store: Arc<ModelStore>, coordinator: Option<Arc<Coordinator>>) -> Self {
+        Self {
+            store,
+            coordinator,
+            counters: Arc::default(),
+        }
+    }
+}
+
+/// Counters exported at `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    model_requests: AtomicU64,
+    model_not_modified: AtomicU64,
+    model_bytes: AtomicU64,
+}
+
+/// The API error: a status and a message, rendered as `{"error": ...}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.0.is_server_error() {
+            tracing::error!(status = %self.0, error = %self.1, "request failed");
+        }
+        let body = serde_json::json!({ "error": self.1 });
+        (self.0, axum::Json(body)).into_response()
+    }
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/models/{name}/latest", get(latest))
+        .route("/v1/models/{name}/versions/{version}", get(version))
+        .route("/v1/rounds", get(rounds).post(start_rounds))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn check_name(state: &AppState, name: &str) -> Result<(), ApiError> {
+    if name == state.store.name() {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no model `{name}` (this store serves `{}`)",
+                state.store.name()
+            ),
+        ))
+    }
+}
+
+async fn latest(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_name(&state, &name)?;
+    let Some((version, bytes)) = state.store.latest() else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("model `{name}` has no version yet"),
+        ));
+    };
+    Ok(model_response(&state, &name, version, bytes, &headers))
+}
+
+async fn version(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_name(&state, &name)?;
+    let version: u64 = version
+        .trim_start_matches('v')
+        .parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("bad version `{version}`")))?;
+    let store = Arc::clone(&state.store);
+    let bytes = tokio::task::spawn_blocking(move || store.read_version(version))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("model `{name}` has no version {version}"),
+            )
+        })?;
+    Ok(model_response(&state, &name, version, bytes, &headers))
+}
+
+fn model_response(
+    state: &AppState,
+    name: &str,
+    version: u64,
+    bytes: Bytes,
+    headers: &HeaderMap,
+) -> Response {
+    state
+        .counters
+        .model_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let etag = format!("\"{name}-v{version}\"");
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        });
+    let mut out = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        out.insert(header::ETAG, v);
+    }
+    out.insert("x-model-version", HeaderValue::from(version));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if matches {
+        state
+            .counters
+            .model_not_modified
+            .fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::NOT_MODIFIED, out).into_response();
+    }
+    state
+        .counters
+        .model_bytes
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    (StatusCode::OK, out, bytes).into_response()
+}
+
+async fn rounds(State(state): State<AppState>) -> Response {
+    axum::Json(state.store.history()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct StartRounds {
+    #[serde(default = "one")]
+    rounds: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+async fn start_rounds(
+    State(state): State<AppState>,
+    body: Option<axum::Json<StartRounds>>,
+) -> Result<Response, ApiError> {
+    let Some(coordinator) = state.coordinator.clone() else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this aggregator does not run rounds (no clients configured)".into(),
+        ));
+    };
+    let n = body.map_or(1, |b| b.rounds);
+    if !(1..=1000).contains(&n) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("rounds must be 1..=1000, got {n}"),
+        ));
+    }
+    if coordinator.is_running() {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "rounds are already running".into(),
+        ));
+    }
+    let first = state.store.next_round();
+    tokio::spawn(async move {
+        for _ in 0..n {
+            if let Err(e) = coordinator.run_round().await {
+                tracing::error!(error = format!("{e:#}"), "round aborted");
+                break;
+            }
+        }
+    });
+    let body = serde_json::json!({ "started": n, "first_round": first });
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    use std::fmt::Write as _;
+    let history = state.store.history();
+    let count = |s: RoundStatus| history.iter().filter(|r| r.status == s).count();
+    let mut out = String::new();
+    let c = &state.counters;
+    let _ = writeln!(
+        out,
+        "# HELP aggregator_rounds_total Rounds recorded, by status.\n# TYPE aggregator_rounds_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "aggregator_rounds_total{{status=\"completed\"}} {}",
+        count(RoundStatus::Completed)
+    );
+    let _ = writeln!(
+        out,
+        "aggregator_rounds_total{{status=\"failed\"}} {}",
+        count(RoundStatus::Failed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP aggregator_model_version Current global model version.\n# TYPE aggregator_model_version gauge\naggregator_model_version {}",
+        state.store.latest_version().map_or(-1, |v| v as i64)
+    );
+    if let Some(g) = history.iter().rev().find_map(|r| r.global.as_ref()) {
+        let _ = writeln!(
+            out,
+            "# HELP aggregator_global_accuracy Test accuracy of the current global model.\n# TYPE aggregator_global_accuracy gauge\naggregator_global_accuracy {}\n# HELP aggregator_global_loss Test loss of the current global model.\n# TYPE aggregator_global_loss gauge\naggregator_global_loss {}",
+            g.accuracy, g.loss
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP aggregator_model_requests_total Model downloads requested.\n# TYPE aggregator_model_requests_total counter\naggregator_model_requests_total {}\n# HELP aggregator_model_not_modified_total Model requests answered 304.\n# TYPE aggregator_model_not_modified_total counter\naggregator_model_not_modified_total {}\n# HELP aggregator_model_bytes_total Model bytes sent.\n# TYPE aggregator_model_bytes_total counter\naggregator_model_bytes_total {}",
+        c.model_requests.load(Ordering::Relaxed),
+        c.model_not_modified.load(Ordering::Relaxed),
+        c.model_bytes.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP aggregator_round_running 1 while a round runs.\n# TYPE aggregator_round_running gauge\naggregator_round_running {}",
+        u8::from(state.coordinator.as_ref().is_some_and(|c| c.is_running()))
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

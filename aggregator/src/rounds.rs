@@ -1,0 +1,537 @@
+//! [`Coordinator`]: runs federated rounds against the configured clients.
+//!
+//! One round: probe which clients are reachable (`min_available_clients`), sample
+//! `fraction_fit` of them, invoke them concurrently (per-client and round timeouts), validate
+//! each update, aggregate the accepted ones with the strategy, evaluate the result on the
+//! aggregator's test set, store it as the next version and append the round's record. A
+//! round with fewer than `min_fit_clients` accepted updates (or any failure when
+//! `accept_failures` is off) is recorded as failed and the previous version stays current.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use engine::weights::WeightsMeta;
+use engine::{ModelSpec, ParamSet};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::clients::{self, ClientSpec, InvokeError, ModelRef, TrainReply, TrainRequest};
+use crate::history::{
+    ClientRecord, ClientStatus, GlobalMetrics, RoundRecord, RoundStatus, RoundTimings, unix_ms,
+};
+use crate::store::ModelStore;
+use crate::strategy::{RoundSettings, Strategy};
+use crate::validate::{self, Claimed, Expected, ValidationLimits};
+
+/// What clients are asked to do each round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainSettings {
+    /// Local epochs per round.
+    pub epochs: usize,
+    /// Client batch size.
+    pub batch_size: usize,
+    /// Optimizer in `engine::optim::OptimizerConfig` serde form.
+    pub optimizer: serde_json::Value,
+    /// Base seed; each client and round derive their own from it.
+    pub seed: u64,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 64,
+            optimizer: adam(1e-3),
+            seed: 0,
+        }
+    }
+}
+
+/// The Adam optimizer config (Keras defaults besides `lr`) in its wire form.
+pub fn adam(lr: f32) -> serde_json::Value {
+    serde_json::json!({"type": "adam", "lr": lr, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7})
+}
+
+/// Evaluates a candidate global model on the aggregator's test set.
+pub type Evaluator = dyn Fn(&ModelSpec, &ParamSet) -> anyhow::Result<GlobalMetrics> + Send + Sync;
+
+/// Everything a coordinator needs.
+pub struct CoordinatorConfig {
+    /// The model store (its name is the model name in URLs).
+    pub store: Arc<ModelStore>,
+    /// The model's architecture.
+    pub spec: ModelSpec,
+    /// The training clients.
+    pub clients: Vec<ClientSpec>,
+    /// Sampling, minimums, timeouts.
+    pub settings: RoundSettings,
+    /// What clients train with.
+    pub train: TrainSettings,
+    /// Update validation limits.
+    pub limits: ValidationLimits,
+    /// The aggregation rule.
+    pub strategy: Strategy,
+    /// Centralised evaluation; `None` skips it.
+    pub evaluator: Option<Arc<Evaluator>>,
+    /// Base URL at which clients reach this aggregator's store, e.g. `http://127.0.0.1:9000`.
+    pub public_url: String,
+}
+
+impl std::fmt::Debug for CoordinatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinatorConfig")
+            .field("clients", &self.clients)
+            .field("settings", &self.settings)
+            .field("train", &self.train)
+            .field("strategy", self.strategy.kind())
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs rounds; one at a time (a second caller waits).
+#[derive(Debug)]
+pub struct Coordinator {
+    cfg: CoordinatorConfig,
+    http: reqwest::Client,
+    strategy: tokio::sync::Mutex<Strategy>,
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Coordinator {
+    /// A coordinator over `cfg`.
+    pub fn new(cfg: CoordinatorConfig) -> anyhow::Result<Self> {
+        cfg.settings
+            .validate()
+            .map_err(|e| anyhow::anyhow!("round settings: {e}"))?;
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .context("building the HTTP client")?;
+        let strategy = tokio::sync::Mutex::new(cfg.strategy.clone());
+        Ok(Self {
+            cfg,
+            http,
+            strategy,
+            running: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<ModelStore> {
+        &self.cfg.store
+    }
+
+    /// True while a round runs.
+    pub fn is_running(&self) -> bool {
+        self.running.try_lock().is_err()
+    }
+
+    /// Stores `initial` as version 0 (round 0, evaluated) unless the store already has a
+    /// version; returns the current version.
+    pub async fn ensure_initial(&self, initial: ParamSet) -> anyhow::Result<u64> {
+        let _guard = self.running.lock().await;
+        if let Some(v) = self.cfg.store.latest_version() {
+            return Ok(v);
+        }
+        let start = Instant::now();
+        let started_unix_ms = unix_ms();
+        let params = Arc::new(initial);
+        let t = Instant::now();
+        let global = self.evaluate(&params).await?;
+        let evaluation = t.elapsed().as_secs_f64();
+        let record = RoundRecord {
+            round: 0,
+            status: RoundStatus::Initial,
+            base_version: None,
+            version: Some(0),
+            strategy: self.cfg.strategy.kind().to_string(),
+            started_unix_ms,
+            clients: vec![],
+            global,
+            timings: RoundTimings {
+                evaluation,
+                ..RoundTimings::default()
+            },
+            failure: None,
+        };
+        self.commit(params, record, start).await?;
+        Ok(0)
+    }
+
+    /// Runs one round; `Ok` with a failed record when the round failed cleanly, `Err` only
+    /// when the store itself could not be read or written.
+    pub async fn run_round(&self) -> anyhow::Result<RoundRecord> {
+        let _guard = self.running.lock().await;
+        let start = Instant::now();
+        let started_unix_ms = unix_ms();
+        let round = self.cfg.store.next_round();
+        let (base_version, base_bytes) = self
+            .cfg
+            .store
+            .latest()
+            .context("the store has no model yet: store an initial version first")?;
+        let global = Arc::new(
+            tokio::task::spawn_blocking(move || engine::weights::from_bytes(base_bytes.to_vec()))
+                .await??
+                .params,
+        );
+        let mut record = RoundRecord {
+            round,
+            status: RoundStatus::Failed,
+            base_version: Some(base_version),
+            version: None,
+            strategy: self.strategy.lock().await.kind().to_string(),
+            started_unix_ms,
+            clients: vec![],
+            global: None,
+            timings: RoundTimings::default(),
+            failure: None,
+        };
+        let span = tracing::info_span!("round", round, base_version);
+        let _enter = span.enter();
+
+        let sampled = self.sample(round).await;
+        if let Err(reason) = &sampled {
+            return self.fail(record, reason.clone(), start).await;
+        }
+        let sampled = sampled.unwrap_or_default();
+        let t = Instant::now();
+        let replies = self.invoke_all(&sampled, round, base_version).await;
+        record.timings.clients = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let (clients, accepted) = self.validate_all(replies, round, &global).await?;
+        record.timings.validation = t.elapsed().as_secs_f64();
+        record.clients = clients;
+        let slowest = accepted
+            .iter()
+            .map(|(_, r)| r)
+            .max_by(|a, b| a.round_trip.cmp(&b.round_trip));
+        if let Some(r) = slowest {
+            record.timings.training = r.train_seconds;
+            record.timings.transfer = (r.round_trip.as_secs_f64() - r.train_seconds).max(0.0);
+        }
+
+        let failures = record.clients.len() - accepted.len();
+        if accepted.len() < self.cfg.settings.min_fit_clients {
+            let reason = format!(
+                "{} accepted update(s), min_fit_clients is {}",
+                accepted.len(),
+                self.cfg.settings.min_fit_clients
+            );
+            return self.fail(record, reason, start).await;
+        }
+        if failures > 0 && !self.cfg.settings.accept_failures {
+            let reason = format!("{failures} client(s) failed and accept_failures is off");
+            return self.fail(record, reason, start).await;
+        }
+
+        let t = Instant::now();
+        let next = {
+            let mut strategy = self.strategy.lock().await.clone();
+            let global = Arc::clone(&global);
+            let (new_strategy, next) = tokio::task::spawn_blocking(move || {
+                let updates: Vec<(&ParamSet, u64)> = accepted
+                    .iter()
+                    .map(|(_, r)| (&r.params, r.num_examples))
+                    .collect();
+                let next = strategy.aggregate(&global, &updates);
+                (strategy, next)
+            })
+            .await?;
+            match next {
+                Ok(next) => {
+                    *self.strategy.lock().await = new_strategy;
+                    next
+                }
+                Err(e) => return self.fail(record, format!("aggregation: {e}"), start).await,
+            }
+        };
+        record.timings.aggregation = t.elapsed().as_secs_f64();
+
+        let next = Arc::new(next);
+        let t = Instant::now();
+        record.global = self.evaluate(&next).await?;
+        record.timings.evaluation = t.elapsed().as_secs_f64();
+        record.status = RoundStatus::Completed;
+        record.version = Some(self.cfg.store.next_version());
+        self.commit(next, record, start).await
+    }
+
+    async fn evaluate(&self, params: &Arc<ParamSet>) -> anyhow::Result<Option<GlobalMetrics>> {
+        let Some(eval) = self.cfg.evaluator.clone() else {
+            return Ok(None);
+        };
+        let spec = self.cfg.spec.clone();
+        let params = Arc::clone(params);
+        let metrics = tokio::task::spawn_blocking(move || eval(&spec, &params)).await??;
+        Ok(Some(metrics))
+    }
+
+    async fn commit(
+        &self,
+        params: Arc<ParamSet>,
+        mut record: RoundRecord,
+        start: Instant,
+    ) -> anyhow::Result<RoundRecord> {
+        let t = Instant::now();
+        let store = Arc::clone(&self.cfg.store);
+        let spec = self.cfg.spec.clone();
+        let record = tokio::task::spawn_blocking(move || -> anyhow::Result<RoundRecord> {
+            let mut meta = WeightsMeta::new(spec);
+            meta.version = record.version.unwrap_or(0);
+            meta.round = record.round;
+            if let Some(g) = &record.global {
+                meta.extra
+                    .insert("fedge.test_accuracy".into(), g.accuracy.to_string());
+                meta.extra
+                    .insert("fedge.test_loss".into(), g.loss.to_string());
+            }
+            meta.extra
+                .insert("fedge.strategy".into(), record.strategy.clone());
+            let bytes = engine::weights::to_bytes(&params, &meta)?;
+            record.timings.store = t.elapsed().as_secs_f64();
+            record.timings.total = start.elapsed().as_secs_f64();
+            store.commit(bytes, &record)?;
+            Ok(record)
+        })
+        .await??;
+        tracing::info!(
+            version = ?record.version,
+            accuracy = ?record.global.as_ref().map(|g| g.accuracy),
+            "round committed"
+        );
+        Ok(record)
+    }
+
+    async fn fail(
+        &self,
+        mut record: RoundRecord,
+        reason: String,
+        start: Instant,
+    ) -> anyhow::Result<RoundRecord> {
+        tracing::warn!(round = record.round, %reason, "round failed; the previous model stays");
+        record.status = RoundStatus::Failed;
+        record.version = None;
+        record.failure = Some(reason);
+        record.timings.total = start.elapsed().as_secs_f64();
+        let store = Arc::clone(&self.cfg.store);
+        let rec = record.clone();
+        tokio::task::spawn_blocking(move || store.record_failure(&rec)).await??;
+        Ok(record)
+    }
+
+    /// Reachable clients, then a seeded sample of them.
+    async fn sample(&self, round: u64) -> Result<Vec<ClientSpec>, String> {
+        let settings = &self.cfg.settings;
+        let mut probes = JoinSet::new();
+        for (i, c) in self.cfg.clients.iter().enumerate() {
+            let (http, c) = (self.http.clone(), c.clone());
+            probes.spawn(async move {
+                (
+                    i,
+                    clients::is_reachable(&http, &c, Duration::from_secs(3)).await,
+                )
+            });
+        }
+        let mut available = Vec::new();
+        while let Some(res) = probes.join_next().await {
+            if let Ok((i, true)) = res {
+                available.push(i);
+            }
+        }
+        available.sort_unstable();
+        if available.len() < settings.min_available_clients {
+            return Err(format!(
+                "{} client(s) reachable, min_available_clients is {}",
+                available.len(),
+                settings.min_available_clients
+            ));
+        }
+        let n = settings.sample_size(available.len());
+        if n < available.len() {
+            let mut rng = engine::Rng::derive(self.cfg.train.seed, round);
+            rng.shuffle(&mut available);
+            available.truncate(n);
+            available.sort_unstable();
+        }
+        Ok(available
+            .into_iter()
+            .map(|i| self.cfg.clients[i].clone())
+            .collect())
+    }
+
+    /// Invokes every sampled client concurrently; returns each with its nonce and outcome.
+    async fn invoke_all(
+        &self,
+        sampled: &[ClientSpec],
+        round: u64,
+        base_version: u64,
+    ) -> Vec<(ClientSpec, String, Result<TrainReply, InvokeError>)> {
+        let settings = &self.cfg.settings;
+        let client_timeout = settings.client_timeout();
+        let proximal_mu = self.strategy.lock().await.proximal_mu();
+        let model_url = format!(
+            "{}/v1/models/{}/versions/{base_version}",
+            self.cfg.public_url.trim_end_matches('/'),
+            self.cfg.store.name()
+        );
+        let mut tasks = JoinSet::new();
+        for (i, client) in sampled.iter().enumerate() {
+            let nonce = clients::random_hex(16);
+            let request = TrainRequest {
+                round,
+                nonce: nonce.clone(),
+                model: ModelRef {
+                    url: model_url.clone(),
+                },
+                epochs: self.cfg.train.epochs,
+                batch_size: self.cfg.train.batch_size,
+                optimizer: self.cfg.train.optimizer.clone(),
+                seed: engine::Rng::derive(self.cfg.train.seed, round * 1_000_003 + i as u64)
+                    .next_u64()
+                    >> 1,
+                proximal_mu,
+                deadline_ms: Some(client_timeout.as_millis() as u64),
+            };
+            let (http, client) = (self.http.clone(), client.clone());
+            let max_bytes = self.cfg.limits.max_update_bytes;
+            tasks.spawn(async move {
+                let out =
+                    clients::invoke(&http, &client, &request, client_timeout, max_bytes).await;
+                (i, client, nonce, out)
+            });
+        }
+        let mut done: Vec<Option<(ClientSpec, String, Result<TrainReply, InvokeError>)>> =
+            vec![None; sampled.len()];
+        let deadline = tokio::time::Instant::now() + settings.round_timeout();
+        loop {
+            match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+                Ok(Some(Ok((i, client, nonce, out)))) => {
+                    if let Some(slot) = done.get_mut(i) {
+                        *slot = Some((client, nonce, out));
+                    }
+                }
+                Ok(Some(Err(e))) => tracing::error!(error = %e, "client task failed"),
+                Ok(None) => break,
+                Err(_) => {
+                    tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        done.into_iter()
+            .zip(sampled)
+            .map(|(slot, client)| {
+                slot.unwrap_or_else(|| {
+                    (
+                        client.clone(),
+                        String::new(),
+                        Err(InvokeError::Timeout(settings.round_timeout())),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Validates every reply; returns all client records and the accepted replies.
+    #[allow(clippy::type_complexity)]
+    async fn validate_all(
+        &self,
+        replies: Vec<(ClientSpec, String, Result<TrainReply, InvokeError>)>,
+        round: u64,
+        global: &Arc<ParamSet>,
+    ) -> anyhow::Result<(Vec<ClientRecord>, Vec<(ClientSpec, TrainReply)>)> {
+        let limits = self.cfg.limits.clone();
+        let global = Arc::clone(global);
+        let out = tokio::task::spawn_blocking(move || {
+            let mut records = Vec::new();
+            let mut accepted = Vec::new();
+            for (client, nonce, outcome) in replies {
+                let (record, keep) = judge(&client, &nonce, outcome, round, &global, &limits);
+                if let Some(reply) = keep {
+                    accepted.push((client, reply));
+                }
+                records.push(record);
+            }
+            (records, accepted)
+        })
+        .await?;
+        Ok(out)
+    }
+}
+
+/// One client's record, and its reply if accepted.
+fn judge(
+    client: &ClientSpec,
+    nonce: &str,
+    outcome: Result<TrainReply, InvokeError>,
+    round: u64,
+    global: &ParamSet,
+    limits: &ValidationLimits,
+) -> (ClientRecord, Option<TrainReply>) {
+    let mut record = ClientRecord {
+        client_id: client.id.clone(),
+        status: ClientStatus::Accepted,
+        num_examples: 0,
+        epoch_loss: vec![],
+        epoch_accuracy: vec![],
+        train_seconds: 0.0,
+        round_trip_seconds: 0.0,
+        update_bytes: 0,
+        update_norm: None,
+    };
+    let reply = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            record.status = match e {
+                InvokeError::Timeout(d) => ClientStatus::Timeout {
+                    after_seconds: d.as_secs_f64(),
+                },
+                InvokeError::Failed(reason) => ClientStatus::Failed { reason },
+                InvokeError::Malformed(reason) => ClientStatus::Rejected { reason },
+            };
+            tracing::warn!(client = %client.id, status = ?record.status, "no update");
+            return (record, None);
+        }
+    };
+    record.num_examples = reply.num_examples;
+    record.epoch_loss = reply.epoch_loss.clone();
+    record.epoch_accuracy = reply.epoch_accuracy.clone();
+    record.train_seconds = reply.train_seconds;
+    record.round_trip_seconds = reply.round_trip.as_secs_f64();
+    record.update_bytes = reply.bytes;
+    let claimed = Claimed {
+        client_id: &reply.client_id,
+        round: reply.round,
+        nonce: &reply.nonce,
+        num_examples: reply.num_examples,
+        bytes: reply.bytes,
+        params: &reply.params,
+    };
+    let expected = Expected {
+        client_id: &client.id,
+        round,
+        nonce,
+        global,
+    };
+    match validate::validate(&claimed, &expected, limits) {
+        Ok(norm) => {
+            record.update_norm = Some(norm);
+            (record, Some(reply))
+        }
+        Err(rejection) => {
+            tracing::warn!(client = %client.id, reason = %rejection, "update rejected");
+            if matches!(rejection, validate::Rejection::NormExceeded { .. }) {
+                record.update_norm = Some(validate::update_norm(global, &reply.params));
+            }
+            record.status = ClientStatus::Rejected {
+                reason: rejection.to_string(),
+            };
+            (record, None)
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Rounds with well-behaved fake clients: FedAvg weighting, strategies, resume.
+
+use aggregator::history::{ClientStatus, RoundStatus};
+use aggregator::strategy::{RoundSettings, StrategyKind};
+
+use crate::fake::{Behaviour, coordinator, latest_value, spawn_fake};
+
+#[tokio::test]
+async fn fedavg_weights_updates_by_example_count() {
+    let dir = tempfile::tempdir().unwrap();
+    // 100 examples at 0.1 and 300 at 0.4: (100*0.1 + 300*0.4) / 400 = 0.325.
+    let clients = vec![
+        spawn_fake(
+            "a",
+            Behaviour::Constant {
+                value: 0.1,
+                examples: 100,
+            },
+        )
+        .await,
+        spawn_fake(
+            "b",
+            Behaviour::Constant {
+                value: 0.4,
+                examples: 300,
+            },
+        )
+        .await,
+    ];
+    let coord = coordinator(
+        dir.path(),
+        clients,
+        RoundSettings::default(),
+        StrategyKind::Fedavg,
+    )
+    .await;
+    let record = coord.run_round().await.unwrap();
+    assert_eq!(record.status, RoundStatus::Completed, "{record:?}");
+    assert_eq!(record.round, 1);
+    assert_eq!(record.version, Some(1));
+    assert_eq!(record.accepted(), 2);
+    assert!(
+        (latest_value(&coord) - 0.325).abs() < 1e-7,
+        "{}",
+        latest_value(&coord)
+    );
+    let g = record.global.unwrap();
+    assert!((g.accuracy - 0.325).abs() < 1e-6);
+}
+
+#[tokio::test]
+async fn honest_rounds_chain_versions_and_resume_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = vec![
+        spawn_fake(
+            "a",
+            Behaviour::Honest {
+                delta: 0.5,
+                examples: 10,
+            },
+        )
+        .await,
+        spawn_fake(
+            "b",
+            Behaviour::Honest {
+                delta: 0.5,
+                examples: 30,
+            },
+        )
+        .await,
+    ];
+    {
+        let coord = coordinator(
+            dir.path(),
+            clients.clone(),
+            RoundSettings::default(),
+            StrategyKind::Fedavg,
+        )
+        .await;
+        for round in 1..=2 {
+            let r = coord.run_round().await.unwrap();
+            assert_eq!((r.round, r.version), (round, Some(round)));
+            // Every accepted client reported its metrics and norm.
+            for c in &r.clients {
+                assert_eq!(c.status, ClientStatus::Accepted);
+                assert_eq!(c.epoch_loss, vec![0.5]);
+                assert!(c.update_norm.unwrap() > 0.0);
+            }
+        }
+        assert!((latest_value(&coord) - 1.0).abs() < 1e-6);
+    }
+    // A new coordinator over the same directory resumes at round 3 from version 2.
+    let coord = coordinator(
+        dir.path(),
+        clients,
+        RoundSettings::default(),
+        StrategyKind::Fedavg,
+    )
+    .await;
+    let r = coord.run_round().await.unwrap();
+    assert_eq!((r.round, r.base_version, r.version), (3, Some(2), Some(3)));
+    assert!((latest_value(&coord) - 1.5).abs() < 1e-5);
+    assert_eq!(coord.store().history().len(), 4);
+}
+
+#[tokio::test]
+async fn median_and_fedavgm_strategies_run_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = vec![
+        spawn_fake(
+            "a",
+            Behaviour::Constant {
+                value: 0.1,
+                examples: 1,
+            },
+        )
+        .await,
+        spawn_fake(
+            "b",
+            Behaviour::Constant {
+                value: 0.2,
+                examples: 1,
+            },
+        )
+        .await,
+        spawn_fake(
+            "c",
+            Behaviour::Constant {
+                value: 0.9,
+                examples: 1000,
+            },
+        )
+        .await,
+    ];
+    let coord = coordinator(
+        dir.path(),
+        clients.clone(),
+        RoundSettings::default(),
+        StrategyKind::Median,
+    )
+    .await;
+    coord.run_round().await.unwrap();
+    assert_eq!(latest_value(&coord), 0.2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let kind = StrategyKind::Fedavgm {
+        momentum: 0.5,
+        server_lr: 1.0,
+    };
+    let coord = coordinator(
+        dir.path(),
+        clients[..2].to_vec(),
+        RoundSettings::default(),
+        kind,
+    )
+    .await;
+    // avg 0.15 both rounds: g1 = 0 - 0.15 -> m = -0.15 -> 0.15; g2 = 0 -> m = -0.075 -> 0.225
+    coord.run_round().await.unwrap();
+    assert!((latest_value(&coord) - 0.15).abs() < 1e-6);
+    coord.run_round().await.unwrap();
+    assert!((latest_value(&coord) - 0.225).abs() < 1e-6);
+}
+
+#[tokio::test]
+async fn fraction_fit_samples_a_subset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        clients.push(
+            spawn_fake(
+                &format!("c{i}"),
+                Behaviour::Honest {
+                    delta: 0.1,
+                    examples: 5,
+                },
+            )
+            .await,
+        );
+    }
+    let settings = RoundSettings {
+        fraction_fit: 0.5,
+        min_fit_clients: 1,
+        ..RoundSettings::default()
+    };
+    let coord = coordinator(dir.path(), clients, settings, StrategyKind::Fedavg).await;
+    let r = coord.run_round().await.unwrap();
+    assert_eq!(r.clients.len(), 2);
+    assert_eq!(r.status, RoundStatus::Completed);
+}
