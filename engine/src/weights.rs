@@ -493,4 +493,4 @@ fn check_params_fit_spec(params: &ParamSet, spec: &ModelSpec) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

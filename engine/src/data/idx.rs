@@ -470,4 +470,34 @@ mod tests {
             "{msg}"
         );
     }
+
+    /// The fuzz target's property on seeded random mutations of raw and gzip files (CI runs
+    /// it on stable): an error or a value, never a panic; values re-encode to themselves.
+    #[test]
+    fn mutated_files_are_errors_or_values_never_panics() {
+        let (pixels, labels) = sample();
+        let raw_images = encode_images(&pixels, 3, 4, 5).unwrap();
+        let raw_labels = encode_labels(&labels).unwrap();
+        let seeds = [gzip(&raw_images), gzip(&raw_labels), raw_images, raw_labels];
+        let mut rng = crate::Rng::new(11);
+        for i in 0..8000 {
+            let input = crate::weights::tests::mutate(&seeds[i % 4], &mut rng);
+            if let Ok((px, n, r, c)) = parse_images(&input) {
+                let again = encode_images(&px, n, r, c).unwrap();
+                assert_eq!(parse_images(&again).unwrap(), (px, n, r, c));
+            }
+            if let Ok(l) = parse_labels(&input) {
+                assert_eq!(parse_labels(&encode_labels(&l).unwrap()).unwrap(), l);
+            }
+        }
+    }
+
+    #[test]
+    fn fuzz_seeds_are_valid_files() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/idx");
+        let (_, n, r, c) = read_images(&dir.join("images.idx")).unwrap();
+        assert_eq!((n, r, c), (2, 3, 2));
+        assert_eq!(read_images(&dir.join("images.idx.gz")).unwrap().1, 2);
+        assert_eq!(read_labels(&dir.join("labels.idx")).unwrap(), [7, 0, 9]);
+    }
 }
