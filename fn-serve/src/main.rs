@@ -1,4 +1,19 @@
-fn main() {
-    eprintln!("fn-serve: not built yet");
-    std::process::exit(1);
+//! fn-serve binary: parse the config, init tracing, bind 0.0.0.0:$PORT, serve until
+//! SIGTERM / Ctrl-C, drain, exit 0.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let config = fn_serve::Config::parse();
+    fn_serve::init_tracing();
+    match fn_serve::main_blocking(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "fn-serve failed");
+            eprintln!("fn-serve: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

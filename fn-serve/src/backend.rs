@@ -1,0 +1,78 @@
+//! The one place that touches the engine's model and weights API.
+
+use std::path::Path;
+
+use anyhow::Context;
+pub use engine::{InferenceScratch as Scratch, Pixels};
+
+/// A loaded model and what the service reports about it.
+#[derive(Debug)]
+pub struct Model {
+    seq: engine::Sequential,
+    /// Version from the weights metadata.
+    pub version: u64,
+    /// Round from the weights metadata.
+    pub round: u64,
+    /// [C, H, W].
+    pub input_shape: [usize; 3],
+    /// Output classes.
+    pub num_classes: usize,
+}
+
+impl Model {
+    fn from_loaded(w: engine::weights::LoadedWeights) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            w.meta.normalisation.is_empty() || w.meta.normalisation == "pixel/255",
+            "the model expects input normalisation {:?}; fn-serve feeds pixel/255",
+            w.meta.normalisation
+        );
+        let version = w.meta.version;
+        let round = w.meta.round;
+        let seq = engine::Sequential::from_weights(w)?;
+        let spec = seq.spec();
+        Ok(Self {
+            version,
+            round,
+            input_shape: spec.input_shape,
+            num_classes: spec.num_classes(),
+            seq,
+        })
+    }
+
+    /// Loads a safetensors file (memory-mapped; tensors used in place).
+    pub fn load_file(path: &Path) -> anyhow::Result<Self> {
+        let w = engine::weights::load(path)
+            .with_context(|| format!("loading the model {}", path.display()))?;
+        Self::from_loaded(w)
+    }
+
+    /// Loads safetensors bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> anyhow::Result<Self> {
+        Self::from_loaded(engine::weights::from_bytes(bytes)?)
+    }
+
+    /// Parameters.
+    pub fn num_params(&self) -> usize {
+        self.seq.num_params()
+    }
+
+    /// Fresh scratch for this model's architecture.
+    pub fn scratch(&self) -> Scratch {
+        Scratch::new(self.seq.spec())
+    }
+
+    /// Probabilities [N, classes] into `out`.
+    pub fn predict(
+        &self,
+        input: Pixels<'_>,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+    ) -> anyhow::Result<()> {
+        Ok(self.seq.predict_with(input, out, scratch)?)
+    }
+
+    /// Whether `other` takes the same input and gives the same outputs.
+    pub fn same_interface(&self, other: &Model) -> bool {
+        self.input_shape == other.input_shape && self.num_classes == other.num_classes
+    }
+}

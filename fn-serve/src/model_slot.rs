@@ -1,0 +1,320 @@
+//! [`ModelSlot`]: the served model, loaded from `MODEL_URI`, checked for newer versions
+//! every poll interval, and swapped atomically.
+//!
+//! A request takes an `Arc` of the current [`Served`] model when it starts and keeps it
+//! to the end, so a swap never disturbs a request in flight: it finishes on the version
+//! it started with, and the old version is freed when its last request ends.
+//!
+//! Sources:
+//! - a local safetensors file, memory-mapped; a newer version is noticed by the file's
+//!   identity (inode, size, mtime) changing, as when the store renames a new file over it;
+//! - an `http://` URL of the model store (`.../v1/models/{name}/latest`), polled with
+//!   `If-None-Match: <ETag>` (304 = unchanged); a new body is written atomically to the
+//!   cache directory under /tmp, memory-mapped from there, and used at start if the
+//!   store cannot be reached.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+
+use crate::backend::Model;
+use crate::metrics::Metrics;
+
+/// Largest model body accepted from the store.
+const MAX_MODEL_BYTES: usize = 256 * 1024 * 1024;
+
+/// A loaded model with what the protocols report about it.
+#[derive(Debug)]
+pub struct Served {
+    /// The model.
+    pub model: Model,
+    /// Version label (`X-Model-Version`, else the weights metadata version).
+    pub version: String,
+    /// Unique per load (scratch buffers are tied to it).
+    pub serial: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    File(PathBuf),
+    Http(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+fn stamp(path: &Path) -> std::io::Result<FileStamp> {
+    let m = std::fs::metadata(path)?;
+    Ok(FileStamp {
+        len: m.len(),
+        modified: m.modified().ok(),
+        #[cfg(unix)]
+        ino: std::os::unix::fs::MetadataExt::ino(&m),
+    })
+}
+
+#[derive(Debug, Default)]
+struct PollState {
+    file: Option<FileStamp>,
+    etag: Option<String>,
+    client: Option<reqwest::Client>,
+}
+
+/// The served model and how to refresh it.
+#[derive(Debug)]
+pub struct ModelSlot {
+    current: RwLock<Option<Arc<Served>>>,
+    source: Source,
+    cache_dir: PathBuf,
+    name: String,
+    poll: tokio::sync::Mutex<PollState>,
+    serial: Mutex<u64>,
+    metrics: Arc<Metrics>,
+}
+
+impl ModelSlot {
+    /// A slot for `uri` (file path or http URL), empty until [`ModelSlot::refresh`] loads.
+    pub fn new(uri: &str, name: &str, cache_dir: PathBuf, metrics: Arc<Metrics>) -> Self {
+        let source = if uri.starts_with("http://") || uri.starts_with("https://") {
+            Source::Http(uri.to_owned())
+        } else {
+            Source::File(PathBuf::from(uri.strip_prefix("file://").unwrap_or(uri)))
+        };
+        Self {
+            current: RwLock::new(None),
+            source,
+            cache_dir,
+            name: name.to_owned(),
+            poll: tokio::sync::Mutex::new(PollState::default()),
+            serial: Mutex::new(0),
+            metrics,
+        }
+    }
+
+    /// The model now served, if any.
+    pub fn get(&self) -> Option<Arc<Served>> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn install(&self, model: Model, version: String) -> anyhow::Result<Arc<Served>> {
+        if let Some(old) = self.get()
+            && !old.model.same_interface(&model)
+        {
+            anyhow::bail!(
+                "refusing model version {version}: its input {:?} / {} classes differ from the served {:?} / {}",
+                model.input_shape,
+                model.num_classes,
+                old.model.input_shape,
+                old.model.num_classes
+            );
+        }
+        let serial = {
+            let mut s = self.serial.lock().unwrap_or_else(|p| p.into_inner());
+            *s += 1;
+            *s
+        };
+        let served = Arc::new(Served {
+            model,
+            version,
+            serial,
+        });
+        self.metrics.model_loaded(&served);
+        let mut slot = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *slot = Some(served.clone());
+        Ok(served)
+    }
+
+    /// Loads a newer model if there is one. Returns whether a model was (re)loaded.
+    pub async fn refresh(&self) -> anyhow::Result<bool> {
+        let mut poll = self.poll.lock().await;
+        let r = match &self.source {
+            Source::File(path) => self.refresh_file(path, &mut poll).await,
+            Source::Http(url) => self.refresh_http(url, &mut poll).await,
+        };
+        if r.is_err() {
+            self.metrics.model_load_failed();
+        }
+        r
+    }
+
+    async fn refresh_file(&self, path: &Path, poll: &mut PollState) -> anyhow::Result<bool> {
+        let now = stamp(path).with_context(|| format!("model file {}", path.display()))?;
+        if poll.file.as_ref() == Some(&now) && self.get().is_some() {
+            return Ok(false);
+        }
+        let path_owned = path.to_owned();
+        let model = load_blocking(move || Model::load_file(&path_owned)).await?;
+        let version = model.version.to_string();
+        let served = self.install(model, version)?;
+        poll.file = Some(now);
+        tracing::info!(path = %path.display(), version = %served.version, "model loaded");
+        Ok(true)
+    }
+
+    async fn refresh_http(&self, url: &str, poll: &mut PollState) -> anyhow::Result<bool> {
+        let client = match &poll.client {
+            Some(c) => c.clone(),
+            None => {
+                let c = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .context("building the HTTP client")?;
+                poll.client = Some(c.clone());
+                c
+            }
+        };
+        let mut req = client.get(url);
+        if let Some(tag) = &poll.etag
+            && self.get().is_some()
+        {
+            req = req.header(reqwest::header::IF_NONE_MATCH, tag);
+        }
+        let fetched = async {
+            let resp = req.send().await.with_context(|| format!("GET {url}"))?;
+            let status = resp.status();
+            if status == reqwest::StatusCode::NOT_MODIFIED {
+                return Ok(None);
+            }
+            anyhow::ensure!(status.is_success(), "GET {url}: HTTP {status}");
+            let etag = header_str(&resp, reqwest::header::ETAG.as_str());
+            let version = header_str(&resp, "x-model-version");
+            if let Some(len) = resp.content_length() {
+                anyhow::ensure!(
+                    len as usize <= MAX_MODEL_BYTES,
+                    "model of {len} bytes is too large"
+                );
+            }
+            let body = resp
+                .bytes()
+                .await
+                .with_context(|| format!("reading {url}"))?;
+            anyhow::ensure!(body.len() <= MAX_MODEL_BYTES, "model body too large");
+            Ok(Some((etag, version, body)))
+        }
+        .await;
+        let (etag, version, body) = match fetched {
+            Ok(Some(x)) => x,
+            Ok(None) => return Ok(false),
+            Err(e) if self.get().is_none() => {
+                // The store is unreachable at start: serve the cached copy if there is one.
+                if let Some(cached) = self.latest_cached() {
+                    tracing::warn!(error = %format!("{e:#}"), cache = %cached.display(), "model store unreachable; loading the cached model");
+                    let c = cached.clone();
+                    let model = load_blocking(move || Model::load_file(&c)).await?;
+                    let v = model.version.to_string();
+                    self.install(model, v)?;
+                    return Ok(true);
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let cache_dir = self.cache_dir.clone();
+        let name = self.name.clone();
+        let tag_for_file = version.clone();
+        let (model, path) = load_blocking(move || {
+            let path = write_cache(&cache_dir, &name, tag_for_file.as_deref(), &body)?;
+            let model = Model::load_file(&path)?;
+            Ok((model, path))
+        })
+        .await?;
+        let version = version.unwrap_or_else(|| model.version.to_string());
+        let served = self.install(model, version)?;
+        poll.etag = etag;
+        self.prune_cache(&path);
+        tracing::info!(url, version = %served.version, "model loaded");
+        Ok(true)
+    }
+
+    fn cache_files(&self) -> Vec<(SystemTime, PathBuf)> {
+        let prefix = format!("{}-", self.name);
+        let Ok(dir) = std::fs::read_dir(&self.cache_dir) else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok())
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with(&prefix) && n.ends_with(".safetensors")
+            })
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect()
+    }
+
+    fn latest_cached(&self) -> Option<PathBuf> {
+        self.cache_files().into_iter().max().map(|(_, p)| p)
+    }
+
+    /// Removes cached versions other than `keep` (a mapped old version stays valid).
+    fn prune_cache(&self, keep: &Path) {
+        for (_, p) in self.cache_files() {
+            if p != keep {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+
+    /// Polls for newer versions every `interval` until the process ends.
+    pub async fn poll_forever(self: Arc<Self>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %format!("{e:#}"), "model refresh failed; still serving the current version");
+            }
+        }
+    }
+}
+
+fn header_str(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn load_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("model loading task failed")?
+}
+
+/// Writes `body` to `<dir>/<name>-v<version>.safetensors` atomically (tmp + rename).
+fn write_cache(
+    dir: &Path,
+    name: &str,
+    version: Option<&str>,
+    body: &[u8],
+) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let safe: String = version
+        .unwrap_or("unversioned")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(40)
+        .collect();
+    let path = dir.join(format!("{name}-v{safe}.safetensors"));
+    let tmp = dir.join(format!(".{name}-v{safe}.{}.tmp", std::process::id()));
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(body)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(path)
+}
