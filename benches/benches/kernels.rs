@@ -1,9 +1,251 @@
-//! Kernel benchmarks (filled in by the conv-kernels work).
-use criterion::{Criterion, criterion_group, criterion_main};
+//! Kernel benchmarks: the Table 1 layer shapes at batch 64 on one thread, with the naive
+//! reference kernels beside them and `matrixmultiply::sgemm` on a 512 cube as the machine's
+//! practical single-core peak. Throughput is in FLOPs (criterion prints GFLOP/s as
+//! "Gelem/s"), so a kernel's ratio to the sgemm line is its fraction of peak.
+//!
+//! Run: `FEDGE_THREADS=1 taskset -c 1 cargo bench -p benches --bench kernels`
 
-fn noop(c: &mut Criterion) {
-    c.bench_function("noop", |b| b.iter(|| 1 + 1));
+use conv_kernels::gemm::{MatMut, MatRef, sgemm};
+use conv_kernels::{
+    Activation, Conv2dGeometry, ConvAlgo, DenseGeometry, Padding, Pool2dGeometry, conv2d,
+    conv2d_scratch_len, dense, kernels, pool,
+};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use std::time::Duration;
+
+const BATCH: usize = 64;
+
+/// Deterministic values in [-1, 1).
+fn values(seed: u32, len: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
 }
 
-criterion_group!(benches, noop);
+/// The conv layers of Table 1 at batch 64.
+fn conv_shapes() -> [(&'static str, Conv2dGeometry); 2] {
+    [
+        (
+            "conv1",
+            Conv2dGeometry::new(BATCH, 1, 28, 28, 32, 5, 5, Padding::Valid).unwrap(),
+        ),
+        (
+            "conv2",
+            Conv2dGeometry::new(BATCH, 32, 12, 12, 64, 5, 5, Padding::Valid).unwrap(),
+        ),
+    ]
+}
+
+fn conv_flops(g: &Conv2dGeometry) -> u64 {
+    (2 * g.output_len() * g.in_channels * g.kernel_h * g.kernel_w) as u64
+}
+
+/// Kernels must take their sequential paths: `FEDGE_THREADS=1` (or `taskset -c 1`, which
+/// `available_parallelism` honours) makes the configured thread count 1.
+fn check_one_thread() {
+    let t = conv_kernels::threads::configured_threads();
+    assert_eq!(
+        t, 1,
+        "run the kernel benches with FEDGE_THREADS=1 (configured threads: {t})"
+    );
+}
+
+fn configure(c: &mut Criterion) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
+    check_one_thread();
+    let mut g = c.benchmark_group("kernels");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g
+}
+
+fn bench_sgemm(c: &mut Criterion) {
+    let mut grp = configure(c);
+    for (name, m, k, n) in [
+        ("sgemm_512", 512, 512, 512),
+        ("sgemm_conv2_shape_4096x800x64", 4096, 800, 64),
+    ] {
+        let a = values(1, m * k);
+        let b = values(2, k * n);
+        let mut out = vec![0.0; m * n];
+        grp.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        grp.bench_function(name, |bch| {
+            bch.iter(|| {
+                sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    MatRef::row_major(&a, k),
+                    MatRef::row_major(&b, n),
+                    0.0,
+                    MatMut::row_major(&mut out, n),
+                )
+                .unwrap();
+                black_box(&out);
+            })
+        });
+    }
+    grp.finish();
+}
+
+fn bench_conv(c: &mut Criterion) {
+    let mut grp = configure(c);
+    for (name, g) in conv_shapes() {
+        let x = values(3, g.input_len());
+        let w = values(4, g.weight_len());
+        let b = values(5, g.out_channels);
+        let dy = values(6, g.output_len());
+        let mut out = vec![0.0; g.output_len()];
+        let mut dx = vec![0.0; g.input_len()];
+        let mut dw = vec![0.0; g.weight_len()];
+        let mut db = vec![0.0; g.out_channels];
+        let mut scratch = vec![0.0; conv2d_scratch_len(&g)];
+        let k = kernels();
+        grp.throughput(Throughput::Elements(conv_flops(&g)));
+        for algo in [ConvAlgo::Im2colGemm, ConvAlgo::Direct] {
+            grp.bench_function(
+                BenchmarkId::new(format!("{name}_forward"), format!("{algo:?}")),
+                |bch| {
+                    bch.iter(|| {
+                        k.conv2d_forward(
+                            &g,
+                            algo,
+                            &x,
+                            &w,
+                            Some(&b),
+                            Activation::Relu,
+                            &mut out,
+                            &mut scratch,
+                        )
+                        .unwrap()
+                    })
+                },
+            );
+        }
+        grp.bench_function(
+            BenchmarkId::new(format!("{name}_forward"), "reference"),
+            |bch| {
+                bch.iter(|| conv2d::reference::conv2d_forward(&g, &x, &w, Some(&b), true, &mut out))
+            },
+        );
+        // Backward = input gradient + weight gradient + bias gradient: twice the forward FLOPs.
+        grp.throughput(Throughput::Elements(2 * conv_flops(&g)));
+        grp.bench_function(
+            BenchmarkId::new(format!("{name}_backward"), "fast"),
+            |bch| {
+                bch.iter(|| {
+                    (|| -> conv_kernels::Result<()> {
+                        k.conv2d_backward_input(&g, &dy, &w, &mut dx, &mut scratch)?;
+                        k.conv2d_backward_weight(&g, &x, &dy, &mut dw, &mut scratch)?;
+                        k.conv2d_backward_bias(&g, &dy, &mut db)
+                    })()
+                    .unwrap()
+                })
+            },
+        );
+        grp.throughput(Throughput::Elements(conv_flops(&g)));
+        grp.bench_function(
+            BenchmarkId::new(format!("{name}_backward_input"), "fast"),
+            |bch| {
+                bch.iter(|| {
+                    k.conv2d_backward_input(&g, &dy, &w, &mut dx, &mut scratch)
+                        .unwrap()
+                })
+            },
+        );
+        grp.bench_function(
+            BenchmarkId::new(format!("{name}_backward_weight"), "fast"),
+            |bch| {
+                bch.iter(|| {
+                    k.conv2d_backward_weight(&g, &x, &dy, &mut dw, &mut scratch)
+                        .unwrap()
+                })
+            },
+        );
+        grp.throughput(Throughput::Elements(2 * conv_flops(&g)));
+        grp.bench_function(
+            BenchmarkId::new(format!("{name}_backward"), "reference"),
+            |bch| {
+                bch.iter(|| {
+                    conv2d::reference::conv2d_backward_input(&g, &dy, &w, &mut dx);
+                    conv2d::reference::conv2d_backward_weight(&g, &x, &dy, &mut dw);
+                    conv2d::reference::conv2d_backward_bias(&g, &dy, &mut db);
+                })
+            },
+        );
+    }
+    grp.finish();
+}
+
+fn bench_dense_pool(c: &mut Criterion) {
+    let mut grp = configure(c);
+    let g = DenseGeometry::new(BATCH, 1024, 256).unwrap();
+    let x = values(7, g.input_len());
+    let w = values(8, g.weight_len());
+    let b = values(9, g.out_features);
+    let dy = values(10, g.output_len());
+    let mut y = vec![0.0; g.output_len()];
+    let mut dx = vec![0.0; g.input_len()];
+    let mut dw = vec![0.0; g.weight_len()];
+    let mut db = vec![0.0; g.out_features];
+    let k = kernels();
+    let flops = (2 * g.batch * g.in_features * g.out_features) as u64;
+    grp.throughput(Throughput::Elements(flops));
+    grp.bench_function(BenchmarkId::new("fc1_forward", "fast"), |bch| {
+        bch.iter(|| {
+            k.dense_forward(&g, &x, &w, Some(&b), Activation::Relu, &mut y)
+                .unwrap()
+        })
+    });
+    grp.bench_function(BenchmarkId::new("fc1_forward", "reference"), |bch| {
+        bch.iter(|| dense::reference::dense_forward(&g, &x, &w, Some(&b), true, &mut y))
+    });
+    grp.throughput(Throughput::Elements(2 * flops));
+    grp.bench_function(BenchmarkId::new("fc1_backward", "fast"), |bch| {
+        bch.iter(|| {
+            (|| -> conv_kernels::Result<()> {
+                k.dense_backward_input(&g, &dy, &w, &mut dx)?;
+                k.dense_backward_weight(&g, &x, &dy, &mut dw)?;
+                k.dense_backward_bias(&g, &dy, &mut db)
+            })()
+            .unwrap()
+        })
+    });
+    grp.bench_function(BenchmarkId::new("fc1_backward", "reference"), |bch| {
+        bch.iter(|| {
+            dense::reference::dense_backward_input(&g, &dy, &w, &mut dx);
+            dense::reference::dense_backward_weight(&g, &x, &dy, &mut dw);
+            dense::reference::dense_backward_bias(&g, &dy, &mut db);
+        })
+    });
+
+    // maxpool after conv1: [64, 32, 24, 24] -> [64, 32, 12, 12]; throughput = input elements.
+    let p = Pool2dGeometry::two_by_two(BATCH, 32, 24, 24).unwrap();
+    let px = values(11, p.input_len());
+    let pdy = values(12, p.output_len());
+    let mut po = vec![0.0; p.output_len()];
+    let mut pa = vec![0u32; p.output_len()];
+    let mut pdx = vec![0.0; p.input_len()];
+    grp.throughput(Throughput::Elements(p.input_len() as u64));
+    grp.bench_function(BenchmarkId::new("pool1_forward", "fast"), |bch| {
+        bch.iter(|| k.maxpool2d_forward(&p, &px, &mut po, &mut pa).unwrap())
+    });
+    grp.bench_function(BenchmarkId::new("pool1_forward", "reference"), |bch| {
+        bch.iter(|| pool::reference::maxpool2d_forward(&p, &px, &mut po, &mut pa))
+    });
+    grp.bench_function(BenchmarkId::new("pool1_backward", "fast"), |bch| {
+        bch.iter(|| k.maxpool2d_backward(&p, &pdy, &pa, &mut pdx).unwrap())
+    });
+    grp.finish();
+}
+
+criterion_group!(benches, bench_sgemm, bench_conv, bench_dense_pool);
 criterion_main!(benches);
