@@ -244,6 +244,15 @@ impl Sequential {
         })
     }
 
+    /// A model from a loaded weights file: its recorded spec and its tensors (which stay
+    /// memory-mapped until first written).
+    ///
+    /// # Errors
+    /// As [`Sequential::from_params`].
+    pub fn from_weights(w: crate::weights::LoadedWeights) -> Result<Self> {
+        Self::from_params(w.meta.spec, w.params)
+    }
+
     /// The architecture.
     pub fn spec(&self) -> &ModelSpec {
         &self.spec
