@@ -1,4 +1,29 @@
-fn main() {
-    eprintln!("fn-train: not built yet");
-    std::process::exit(1);
+//! fn-train binary: parse config, init tracing, bind 0.0.0.0:$PORT, serve until SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use fn_train::{Config, init_tracing, run, shutdown_signal};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    init_tracing();
+    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.port));
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot bind");
+            eprintln!("fn-train: cannot bind {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(config, listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "fn-train failed");
+            eprintln!("fn-train: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,176 @@
+//! [`AppState`]: the config, the shard (once loaded), the job slot, metrics, the http client.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
+
+use engine::Dataset;
+use engine::spec::ModelSpec;
+
+use crate::config::{Config, ConfigError, ShardSource};
+use crate::error::ApiError;
+use crate::job::JobSlot;
+use crate::metrics::Metrics;
+use crate::shard;
+
+/// Shared state of the service; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    source: ShardSource,
+    expected_spec: Option<ModelSpec>,
+    shard: OnceLock<Arc<Dataset>>,
+    shard_error: Mutex<Option<String>>,
+    jobs: Arc<JobSlot>,
+    metrics: Arc<Metrics>,
+    http: reqwest::Client,
+    draining: AtomicBool,
+}
+
+impl AppState {
+    /// Validates `config` and builds the state; the shard is not loaded yet
+    /// (see [`AppState::load_shard`]), so the server can listen at once.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a bad setting or an unreadable/invalid expected spec.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        let source = config.validate()?;
+        let expected_spec = config
+            .expected_spec_json()?
+            .map(|json| {
+                let spec = ModelSpec::from_json(&json)
+                    .map_err(|e| ConfigError(format!("expected spec: {e}")))?;
+                spec.validate()
+                    .map_err(|e| ConfigError(format!("expected spec: {e}")))?;
+                Ok::<_, ConfigError>(spec)
+            })
+            .transpose()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.model_fetch_timeout())
+            .build()
+            .map_err(|e| ConfigError(format!("http client: {e}")))?;
+        let metrics = Arc::new(Metrics::default());
+        let jobs = Arc::new(JobSlot::new(Arc::clone(&metrics), config.retry_after_secs));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                source,
+                expected_spec,
+                shard: OnceLock::new(),
+                shard_error: Mutex::new(None),
+                jobs,
+                metrics,
+                http,
+                draining: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Loads the shard (blocking: call from a blocking thread) and marks the node ready.
+    ///
+    /// # Errors
+    /// The loader's error, also kept for `/readyz`.
+    pub fn load_shard(&self) -> anyhow::Result<()> {
+        let t0 = Instant::now();
+        match shard::load(&self.inner.source, self.inner.config.shard_limit) {
+            Ok(data) => {
+                tracing::info!(
+                    examples = data.len(),
+                    rows = data.rows(),
+                    cols = data.cols(),
+                    label_counts = ?data.label_counts(),
+                    millis = t0.elapsed().as_secs_f64() * 1e3,
+                    "shard loaded; ready"
+                );
+                self.inner.metrics.set_shard_examples(data.len() as u64);
+                let _ = self.inner.shard.set(Arc::new(data));
+                Ok(())
+            }
+            Err(e) => {
+                *self
+                    .inner
+                    .shard_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(format!("{e:#}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// The validated config.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The architecture this node insists on, if configured.
+    pub fn expected_spec(&self) -> Option<&ModelSpec> {
+        self.inner.expected_spec.as_ref()
+    }
+
+    /// The shard, once loaded.
+    pub fn shard(&self) -> Option<&Arc<Dataset>> {
+        self.inner.shard.get()
+    }
+
+    /// The shard for a job, or 503 while it loads (or after it failed to load).
+    ///
+    /// # Errors
+    /// [`ApiError::Unavailable`].
+    pub fn shard_for_job(&self) -> Result<Arc<Dataset>, ApiError> {
+        if let Some(shard) = self.shard() {
+            return Ok(Arc::clone(shard));
+        }
+        let message = match self.shard_error() {
+            Some(e) => format!("the node's data failed to load: {e}"),
+            None => "the node's data is still loading".to_owned(),
+        };
+        Err(ApiError::Unavailable {
+            message,
+            retry_after: self.inner.config.retry_after_secs,
+        })
+    }
+
+    /// Why the shard failed to load, if it did.
+    pub fn shard_error(&self) -> Option<String> {
+        self.inner
+            .shard_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The job slot.
+    pub fn jobs(&self) -> &Arc<JobSlot> {
+        &self.inner.jobs
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The http client for model downloads.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// From now on refuse new jobs and report not-ready (SIGTERM received).
+    pub fn start_draining(&self) {
+        self.inner.draining.store(true, Ordering::Release);
+    }
+
+    /// True after SIGTERM.
+    pub fn draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
+    }
+
+    /// Ready = shard loaded and not draining.
+    pub fn ready(&self) -> bool {
+        self.shard().is_some() && !self.draining()
+    }
+}

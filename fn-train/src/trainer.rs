@@ -1,0 +1,250 @@
+//! The training run itself (on the job thread): decode the weights, check they fit the node,
+//! train with a cancellable progress callback, and encode the update with its metadata.
+//!
+//! What leaves the node is built here and only here: the updated parameters and aggregate
+//! numbers (example count, per-epoch loss and accuracy, seconds). Never pixels or labels.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use engine::Dataset;
+use engine::spec::ModelSpec;
+use engine::weights::{self, WeightsMeta};
+use engine::{FitConfig, OptimizerConfig, Progress, Sequential};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::job::{CancelReason, JobHandle};
+use crate::metrics::Metrics;
+use crate::request::TrainJob;
+
+/// Metadata keys added to the reply's safetensors header.
+pub mod keys {
+    /// This node's id.
+    pub const CLIENT_ID: &str = "fedge.client_id";
+    /// The round trained.
+    pub const ROUND: &str = "fedge.round";
+    /// The request's nonce.
+    pub const NONCE: &str = "fedge.nonce";
+    /// Examples in the shard (the FedAvg weight).
+    pub const NUM_EXAMPLES: &str = "fedge.num_examples";
+    /// JSON array of per-epoch mean losses.
+    pub const EPOCH_LOSS: &str = "fedge.epoch_loss";
+    /// JSON array of per-epoch accuracies.
+    pub const EPOCH_ACCURACY: &str = "fedge.epoch_accuracy";
+    /// Seconds spent in `fit`.
+    pub const TRAIN_SECONDS: &str = "fedge.train_seconds";
+}
+
+/// Per-epoch aggregate metrics.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct EpochSummary {
+    /// Mean training loss.
+    pub loss: f32,
+    /// Training accuracy.
+    pub accuracy: f32,
+}
+
+/// The aggregate numbers of a finished job (the JSON reply adds `weights_base64`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    /// This node's id.
+    pub client_id: String,
+    /// The round trained.
+    pub round: u64,
+    /// The caller's nonce.
+    pub nonce: String,
+    /// Examples in the shard.
+    pub num_examples: usize,
+    /// Per-epoch metrics.
+    pub epochs: Vec<EpochSummary>,
+    /// Seconds spent training.
+    pub train_seconds: f64,
+}
+
+/// A finished job: the update as safetensors bytes and its summary.
+#[derive(Debug)]
+pub struct TrainOutput {
+    /// safetensors bytes of the updated weights.
+    pub weights: Vec<u8>,
+    /// The numbers, also in the weights' metadata.
+    pub summary: Summary,
+}
+
+/// What the job thread needs besides the request.
+#[derive(Debug, Clone)]
+pub struct TrainContext {
+    /// This node's id.
+    pub client_id: String,
+    /// The architecture the node insists on.
+    pub expected_spec: Option<ModelSpec>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Trains `model_bytes` on `shard` as `job` asks. Blocking: call on the job thread.
+///
+/// # Errors
+/// [`ApiError::Unprocessable`] for weights that do not decode or do not fit the node;
+/// [`ApiError::DeadlineExceeded`] or [`ApiError::Unavailable`] when cancelled.
+pub fn train(
+    job: &TrainJob,
+    model_bytes: Vec<u8>,
+    shard: &Dataset,
+    ctx: &TrainContext,
+    handle: &JobHandle,
+) -> Result<TrainOutput, ApiError> {
+    let loaded = weights::from_bytes(model_bytes).map_err(|e| {
+        ApiError::Unprocessable(format!("the model is not a usable weights file: {e}"))
+    })?;
+    if let Some(expected) = &ctx.expected_spec
+        && loaded.meta.spec != *expected
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "the model's architecture {:?} is not the one this node trains ({:?})",
+            loaded.meta.spec.name, expected.name
+        )));
+    }
+    check_fits_shard(&loaded.meta.spec, shard)?;
+    let (version, normalisation) = (loaded.meta.version, loaded.meta.normalisation.clone());
+    let mut model = Sequential::from_weights(loaded).map_err(|e| {
+        ApiError::Unprocessable(format!("the weights do not fit their architecture: {e}"))
+    })?;
+    let opt_config: OptimizerConfig = serde_json::from_value(job.optimizer.clone())
+        .map_err(|e| ApiError::Unprocessable(format!("invalid optimizer: {e}")))?;
+    opt_config
+        .validate()
+        .map_err(|e| ApiError::Unprocessable(format!("invalid optimizer: {e}")))?;
+    let mut optimizer = opt_config.build();
+    let fit = FitConfig {
+        epochs: job.epochs,
+        batch_size: job.batch_size,
+        seed: job.seed,
+        shuffle: true,
+        proximal_mu: job.proximal_mu,
+    };
+    stopped(handle)?; // the deadline may have passed during the download
+    let metrics = &ctx.metrics;
+    let mut on_progress = |p: &Progress| {
+        handle.record_progress(p.epoch, p.epochs, p.batch, p.batches);
+        metrics.add_batch();
+        match handle.check() {
+            ControlFlow::Continue(()) => ControlFlow::Continue(()),
+            ControlFlow::Break(_) => ControlFlow::Break(()),
+        }
+    };
+    let report = match model.fit(shard, &fit, optimizer.as_mut(), &mut on_progress) {
+        Ok(report) => report,
+        Err(engine::Error::Cancelled) => {
+            stopped(handle)?;
+            return Err(ApiError::Internal(
+                "training stopped without a reason".to_owned(),
+            ));
+        }
+        Err(e) => return Err(engine_error("training", e)),
+    };
+    metrics.add_training_time(report.seconds);
+    metrics.add_examples(report.examples as u64);
+    let summary = Summary {
+        client_id: ctx.client_id.clone(),
+        round: job.round,
+        nonce: job.nonce.clone(),
+        num_examples: shard.len(),
+        epochs: report
+            .epochs
+            .iter()
+            .map(|e| EpochSummary {
+                loss: e.loss,
+                accuracy: e.accuracy,
+            })
+            .collect(),
+        train_seconds: report.seconds,
+    };
+    let meta = WeightsMeta {
+        spec: model.spec().clone(),
+        version,
+        round: job.round,
+        normalisation,
+        extra: metadata(&summary),
+    };
+    let weights = weights::to_bytes(model.params(), &meta)
+        .map_err(|e| ApiError::Internal(format!("encoding the update: {e}")))?;
+    Ok(TrainOutput { weights, summary })
+}
+
+/// The `fedge.*` metadata of a reply: aggregate numbers only.
+fn metadata(s: &Summary) -> BTreeMap<String, String> {
+    let losses: Vec<f32> = s.epochs.iter().map(|e| e.loss).collect();
+    let accuracies: Vec<f32> = s.epochs.iter().map(|e| e.accuracy).collect();
+    let json = |v: &[f32]| serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned());
+    BTreeMap::from([
+        (keys::CLIENT_ID.to_owned(), s.client_id.clone()),
+        (keys::ROUND.to_owned(), s.round.to_string()),
+        (keys::NONCE.to_owned(), s.nonce.clone()),
+        (keys::NUM_EXAMPLES.to_owned(), s.num_examples.to_string()),
+        (keys::EPOCH_LOSS.to_owned(), json(&losses)),
+        (keys::EPOCH_ACCURACY.to_owned(), json(&accuracies)),
+        (
+            keys::TRAIN_SECONDS.to_owned(),
+            format!("{:.6}", s.train_seconds),
+        ),
+    ])
+}
+
+/// The model must take this shard's images and have a class for every label.
+fn check_fits_shard(spec: &ModelSpec, shard: &Dataset) -> Result<(), ApiError> {
+    let want = [1, shard.rows(), shard.cols()];
+    if spec.input_shape != want {
+        return Err(ApiError::Unprocessable(format!(
+            "the model's input shape {:?} does not match this node's images {want:?}",
+            spec.input_shape
+        )));
+    }
+    let labels = shard.label_counts().len();
+    if spec.num_classes() < labels {
+        return Err(ApiError::Unprocessable(format!(
+            "the model has {} classes but this node's labels go up to {}",
+            spec.num_classes(),
+            labels.saturating_sub(1)
+        )));
+    }
+    Ok(())
+}
+
+/// `Err` with the right status when the job was told to stop.
+fn stopped(handle: &JobHandle) -> Result<(), ApiError> {
+    let status = handle.status();
+    let at = format!(
+        "epoch {}/{}, batch {}/{}",
+        status.epoch, status.epochs, status.batch, status.batches
+    );
+    match handle.check() {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(CancelReason::Deadline) => Err(ApiError::DeadlineExceeded(format!(
+            "the request's deadline passed after {:.3} s ({at}); training stopped",
+            status.elapsed_seconds
+        ))),
+        ControlFlow::Break(CancelReason::Shutdown) => Err(ApiError::Unavailable {
+            message: format!("the node is shutting down; training was cancelled at {at}"),
+            retry_after: 1,
+        }),
+        ControlFlow::Break(CancelReason::ClientDisconnected) => Err(ApiError::Unavailable {
+            message: format!("the caller disconnected; training was cancelled at {at}"),
+            retry_after: 1,
+        }),
+    }
+}
+
+fn engine_error(what: &str, e: engine::Error) -> ApiError {
+    use engine::Error as E;
+    match e {
+        E::Shape { .. }
+        | E::Spec(_)
+        | E::Weights(_)
+        | E::Data(_)
+        | E::InvalidArgument(_)
+        | E::Kernel(_) => ApiError::Unprocessable(format!("{what}: {e}")),
+        other => ApiError::Internal(format!("{what}: {other}")),
+    }
+}
