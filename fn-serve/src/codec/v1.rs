@@ -31,8 +31,8 @@ pub struct V1Request {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Frame {
     Root,
-    /// Inside the `instances` / `inputs` value; depth counts nested arrays below it.
-    Tensor,
+    /// Inside a tensor value that opened at array depth `base` (the depth before its `[`).
+    Tensor(usize),
     /// An object wrapping one named tensor (`{"input": [...]}`).
     Named,
     Skip,
@@ -77,7 +77,7 @@ impl V1Decoder {
     }
 
     fn in_tensor(&self) -> bool {
-        matches!(self.top(), Some(Frame::Tensor))
+        matches!(self.top(), Some(Frame::Tensor(_)))
     }
 
     fn start_tensor(&mut self, format: V1Format) -> Result<(), ApiError> {
@@ -163,10 +163,12 @@ impl Sink for V1Decoder {
                 }
                 None => Frame::Skip,
             },
-            Some(Frame::Tensor) if self.depth == 1 && self.format == Some(V1Format::Instances) => {
+            Some(Frame::Tensor(0))
+                if self.depth == 1 && self.format == Some(V1Format::Instances) =>
+            {
                 Frame::Named
             }
-            Some(Frame::Tensor) => {
+            Some(Frame::Tensor(_)) => {
                 return Err(ApiError::bad(
                     "image values must be numbers or nested lists of numbers, not objects",
                 ));
@@ -180,7 +182,7 @@ impl Sink for V1Decoder {
 
     fn end_object(&mut self) -> Result<(), ApiError> {
         let popped = self.stack.pop();
-        if popped == Some(Frame::Named) && self.top() == Some(Frame::Tensor) {
+        if popped == Some(Frame::Named) && self.top() == Some(Frame::Tensor(0)) {
             self.end_instance()?;
         }
         self.key = None;
@@ -196,13 +198,13 @@ impl Sink for V1Decoder {
                 if let Some(f) = self.key {
                     self.start_tensor(f)?;
                     self.depth = 1;
-                    self.stack.push(Frame::Tensor);
+                    self.stack.push(Frame::Tensor(0));
                 } else {
                     self.stack.push(Frame::Skip);
                 }
                 Ok(())
             }
-            Some(Frame::Tensor) => {
+            Some(Frame::Tensor(_)) => {
                 self.depth += 1;
                 Ok(())
             }
@@ -213,8 +215,8 @@ impl Sink for V1Decoder {
                     ));
                 }
                 self.named_seen = true;
+                self.stack.push(Frame::Tensor(self.depth));
                 self.depth += 1;
-                self.stack.push(Frame::Tensor);
                 Ok(())
             }
             Some(Frame::Skip) => {
@@ -226,17 +228,14 @@ impl Sink for V1Decoder {
 
     fn end_array(&mut self) -> Result<(), ApiError> {
         match self.top() {
-            Some(Frame::Tensor) => {
+            Some(Frame::Tensor(base)) => {
                 self.depth -= 1;
-                let named_parent =
-                    self.stack.len() >= 2 && self.stack[self.stack.len() - 2] == Frame::Named;
-                if named_parent && (self.depth == 1 || self.depth == 0) {
-                    // The named tensor ended; the object ends the instance.
+                if self.depth == base {
+                    // This tensor value is complete (a named one ends its instance in
+                    // end_object).
                     self.stack.pop();
-                } else if self.depth == 1 && self.format == Some(V1Format::Instances) {
+                } else if base == 0 && self.depth == 1 && self.format == Some(V1Format::Instances) {
                     self.end_instance()?;
-                } else if self.depth == 0 {
-                    self.stack.pop();
                 }
             }
             _ => {

@@ -315,12 +315,7 @@ impl V2Decoder {
             (None, true) => None,
         };
         if let Some(buf) = data.take() {
-            if buf.len() != elems {
-                return Err(ApiError::bad(format!(
-                    "\"data\" holds {} elements but shape {shape:?} needs {elems}",
-                    buf.len()
-                )));
-            }
+            // Values first (they name the element), then the count.
             let buf = match (self.data_type, datatype) {
                 (None, PixelType::U8) => buf.into_u8()?,
                 (None, PixelType::F32) => {
@@ -329,6 +324,12 @@ impl V2Decoder {
                 }
                 _ => buf,
             };
+            if buf.len() != elems {
+                return Err(ApiError::bad(format!(
+                    "\"data\" holds {} elements but shape {shape:?} needs {elems}",
+                    buf.len()
+                )));
+            }
             data = Some(buf);
         }
         Ok(V2Request {
