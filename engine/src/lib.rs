@@ -67,6 +67,8 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+// The one exception, `weights.rs`'s memory map, carries `#[allow(unsafe_code)]` and a SAFETY note.
+#![deny(unsafe_code)]
 
 pub mod data;
 pub mod error;
