@@ -7,9 +7,13 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod charts;
 pub mod clients;
+pub mod cluster;
 pub mod history;
 pub mod http;
+pub mod local;
+pub mod nodes;
 pub mod rounds;
 pub mod store;
 pub mod strategy;

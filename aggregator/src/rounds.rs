@@ -24,6 +24,9 @@ use crate::store::ModelStore;
 use crate::strategy::{RoundSettings, Strategy};
 use crate::validate::{self, Claimed, Expected, ValidationLimits};
 
+/// A sampled client, the nonce it was sent and what came back.
+type Outcome = (ClientSpec, String, Result<TrainReply, InvokeError>);
+
 /// What clients are asked to do each round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -370,7 +373,7 @@ impl Coordinator {
         sampled: &[ClientSpec],
         round: u64,
         base_version: u64,
-    ) -> Vec<(ClientSpec, String, Result<TrainReply, InvokeError>)> {
+    ) -> Vec<Outcome> {
         let settings = &self.cfg.settings;
         let client_timeout = settings.client_timeout();
         let proximal_mu = self.strategy.lock().await.proximal_mu();
@@ -405,8 +408,7 @@ impl Coordinator {
                 (i, client, nonce, out)
             });
         }
-        let mut done: Vec<Option<(ClientSpec, String, Result<TrainReply, InvokeError>)>> =
-            vec![None; sampled.len()];
+        let mut done: Vec<Option<Outcome>> = vec![None; sampled.len()];
         let deadline = tokio::time::Instant::now() + settings.round_timeout();
         loop {
             match tokio::time::timeout_at(deadline, tasks.join_next()).await {
@@ -441,7 +443,7 @@ impl Coordinator {
     #[allow(clippy::type_complexity)]
     async fn validate_all(
         &self,
-        replies: Vec<(ClientSpec, String, Result<TrainReply, InvokeError>)>,
+        replies: Vec<Outcome>,
         round: u64,
         global: &Arc<ParamSet>,
     ) -> anyhow::Result<(Vec<ClientRecord>, Vec<(ClientSpec, TrainReply)>)> {

@@ -15,10 +15,11 @@ use engine::{ParamSet, Tensor, federated};
 use serde::{Deserialize, Serialize};
 
 /// Which aggregation rule, with its parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum StrategyKind {
     /// Example-weighted mean.
+    #[default]
     Fedavg,
     /// FedAvg with server momentum and a server learning rate.
     Fedavgm {
@@ -39,12 +40,6 @@ pub enum StrategyKind {
         /// Fraction cut at each end, `0 <= beta < 0.5` (Flower's `beta`).
         beta: f32,
     },
-}
-
-impl Default for StrategyKind {
-    fn default() -> Self {
-        Self::Fedavg
-    }
 }
 
 impl std::fmt::Display for StrategyKind {
@@ -107,7 +102,7 @@ impl StrategyKind {
             Self::Fedavgm {
                 momentum,
                 server_lr,
-            } if !(0.0..1.0).contains(&momentum) || !(server_lr > 0.0 && server_lr.is_finite()) => {
+            } if !((0.0..1.0).contains(&momentum) && server_lr > 0.0 && server_lr.is_finite()) => {
                 Err(format!(
                     "fedavgm needs 0 <= momentum < 1 and server_lr > 0, got {momentum}, {server_lr}"
                 ))

@@ -164,7 +164,7 @@ pub fn validate(
     check_finite(claimed.params)?;
     let norm = update_norm(expected.global, claimed.params);
     if let Some(bound) = limits.max_update_norm
-        && !(norm <= bound)
+        && (norm.is_nan() || norm > bound)
     {
         return Err(Rejection::NormExceeded { norm, bound });
     }

@@ -1,0 +1,235 @@
+//! Child-process nodes of the local cluster, and the process-level glue they share.
+//!
+//! A node is this same binary run with a hidden subcommand (`fn-train`, `fn-serve`): it
+//! binds `127.0.0.1:0`, prints `FEDGE_LISTENING <addr>` as its first stdout line, then
+//! serves until its stdin closes (the parent exited or is shutting it down, even after a
+//! `kill -9` of the parent) or it gets SIGTERM/Ctrl-C.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser as _;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::history::{RoundRecord, RoundStatus, RoundTimings, unix_ms};
+use crate::store::ModelStore;
+
+/// The first stdout line of a node.
+pub const READY_PREFIX: &str = "FEDGE_LISTENING ";
+
+/// Runs fn-train with `args` (its own flags) as a node.
+pub async fn fn_train(args: Vec<String>) -> anyhow::Result<()> {
+    // FNTRAIN-PENDING: fn_train's library entry points are not committed yet.
+    let _ = args;
+    bail!("fn-train is not linked into this build yet")
+}
+
+/// Runs fn-serve with `args` (its own flags) as a node.
+pub async fn fn_serve(args: Vec<String>) -> anyhow::Result<()> {
+    let config =
+        fn_serve::Config::try_parse_from(std::iter::once("fn-serve".to_string()).chain(args))?;
+    let listener = announce().await?;
+    fn_serve::init_tracing();
+    fn_serve::run(config, listener, shutdown_signal()).await
+}
+
+async fn announce() -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let mut out = tokio::io::stdout();
+    out.write_all(format!("{READY_PREFIX}{}\n", listener.local_addr()?).as_bytes())
+        .await?;
+    out.flush().await?;
+    Ok(listener)
+}
+
+/// Resolves on stdin EOF, SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let stdin_closed = async {
+        let mut buf = [0u8; 64];
+        let mut stdin = tokio::io::stdin();
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut stdin, &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::select! {
+        () = stdin_closed => {},
+        () = shutdown_signal_no_stdin() => {},
+    }
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
+pub async fn shutdown_signal_no_stdin() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// A running child node.
+#[derive(Debug)]
+pub struct Node {
+    /// Display name (`client-0`, `fn-serve`).
+    pub name: String,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    child: Child,
+}
+
+impl Node {
+    /// Spawns `exe <subcommand> <args>` with `envs`, logs to `log`, and waits (up to
+    /// `ready_timeout`) for its listening line.
+    pub async fn spawn(
+        name: &str,
+        subcommand: &str,
+        args: &[String],
+        envs: &[(&str, String)],
+        log: &Path,
+        ready_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating this executable")?;
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg(subcommand)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file.try_clone()?))
+            .kill_on_drop(true);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(ready_timeout, lines.next_line())
+            .await
+            .with_context(|| {
+                format!(
+                    "{name} did not start within {ready_timeout:?} (log: {})",
+                    log.display()
+                )
+            })??;
+        let Some(addr) = first.as_deref().and_then(|l| l.strip_prefix(READY_PREFIX)) else {
+            bail!("{name} exited before listening (log: {})", log.display());
+        };
+        let url = format!("http://{}", addr.trim());
+        tokio::spawn(copy_lines(lines.into_inner(), log_file));
+        Ok(Self {
+            name: name.to_string(),
+            url,
+            child,
+        })
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Closes its stdin (asking it to drain and exit), waits up to `grace`, then kills it.
+    pub async fn stop(mut self, grace: Duration) {
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+
+    /// Kills it now (SIGKILL).
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+async fn copy_lines(reader: impl AsyncRead + Unpin, file: std::fs::File) {
+    let mut file = tokio::fs::File::from_std(file);
+    let mut reader = BufReader::new(reader);
+    let _ = tokio::io::copy_buf(&mut reader, &mut file).await;
+}
+
+/// A model of the Table 1 layout whose every parameter is `value`.
+fn torture_params(spec: &engine::ModelSpec, value: f32) -> anyhow::Result<engine::ParamSet> {
+    let mut p = engine::ParamSet::new();
+    for (name, shape) in spec.param_shapes()? {
+        let mut t = engine::Tensor::zeros(&shape)?;
+        t.fill(value);
+        p.push(name, t)?;
+    }
+    Ok(p)
+}
+
+/// Checks that a stored version's bytes are the torture model for its own version.
+pub fn check_torture_version(bytes: &[u8]) -> Result<(), String> {
+    let w = engine::weights::from_bytes(bytes.to_vec()).map_err(|e| e.to_string())?;
+    let expected = w.meta.version as f32;
+    for (name, t) in w.params.iter() {
+        if let Some(v) = t.data().iter().find(|&&v| v != expected) {
+            return Err(format!("`{name}` holds {v}, version {expected}"));
+        }
+    }
+    Ok(())
+}
+
+/// Commits versions to the store in `dir` as fast as it can (each a full Table 1 model
+/// whose parameters all equal the version number), up to `versions`, for crash tests.
+pub fn store_torture(dir: &Path, versions: u64) -> anyhow::Result<()> {
+    let spec = engine::presets::table1_cnn();
+    let store = ModelStore::open_checked(dir, "mnist", &check_torture_version)?;
+    while store.next_version() < versions {
+        let version = store.next_version();
+        let round = store.next_round();
+        // Every third round fails, so the history mixes both kinds of record.
+        if round % 3 == 2 {
+            store.record_failure(&torture_record(round, None))?;
+            continue;
+        }
+        let mut meta = engine::weights::WeightsMeta::new(spec.clone());
+        meta.version = version;
+        meta.round = round;
+        let bytes = engine::weights::to_bytes(&torture_params(&spec, version as f32)?, &meta)?;
+        store.commit(bytes, &torture_record(round, Some(version)))?;
+    }
+    Ok(())
+}
+
+fn torture_record(round: u64, version: Option<u64>) -> RoundRecord {
+    RoundRecord {
+        round,
+        status: match (round, version) {
+            (0, _) => RoundStatus::Initial,
+            (_, Some(_)) => RoundStatus::Completed,
+            _ => RoundStatus::Failed,
+        },
+        base_version: None,
+        version,
+        strategy: "fedavg".into(),
+        started_unix_ms: unix_ms(),
+        clients: vec![],
+        global: None,
+        timings: RoundTimings::default(),
+        failure: version.is_none().then(|| "torture".to_string()),
+    }
+}
