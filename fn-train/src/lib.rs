@@ -13,7 +13,10 @@
 //! Routes: `POST /train`, `POST /` (CloudEvents), `GET /healthz`, `GET /readyz`,
 //! `GET /status`, `GET /metrics`. One job at a time: a second request gets 429.
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod auth;
 pub mod cloudevents;

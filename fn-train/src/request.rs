@@ -93,15 +93,25 @@ pub struct TrainJob {
 /// # Errors
 /// [`ApiError::BadRequest`] or [`ApiError::Unprocessable`] naming the problem.
 pub fn parse(body: &[u8]) -> Result<TrainRequest, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
+    let syntax = |e: serde_json::Error| {
+        ApiError::BadRequest(format!("training request is not valid JSON: {e}"))
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let request = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let e = e.into_inner();
         match e.classify() {
-            Category::Data => ApiError::Unprocessable(format!("invalid training request: {e}")),
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::BadRequest(format!("training request is not valid JSON: {e}"))
+            serde_json::error::Category::Data if path == "." => {
+                ApiError::Unprocessable(format!("invalid training request: {e}"))
             }
+            serde_json::error::Category::Data => {
+                ApiError::Unprocessable(format!("invalid training request: {path}: {e}"))
+            }
+            _ => syntax(e),
         }
-    })
+    })?;
+    de.end().map_err(syntax)?;
+    Ok(request)
 }
 
 impl TrainRequest {
