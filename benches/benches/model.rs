@@ -1,0 +1,84 @@
+//! Model benchmarks of the Table 1 CNN on one thread: a full training step at batch 64
+//! (forward, backward, Adam update) and inference at batch 1, 32, 500 and 10,000 through
+//! `predict_with` (u8 pixels, micro-batched, reused scratch). Throughput is in images.
+//!
+//! Run: `FEDGE_THREADS=1 taskset -c 1 cargo bench -p benches --bench model`
+
+use std::hint::black_box;
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use engine::{Adam, AdamConfig, Dataset, FitConfig, InferenceScratch, Pixels, Sequential};
+
+/// Deterministic MNIST-like images (random bytes; speed does not depend on content).
+fn images(n: usize, seed: u64) -> Dataset {
+    let mut rng = engine::Rng::new(seed);
+    let pixels = (0..n * 784).map(|_| rng.below(256) as u8).collect();
+    let labels = (0..n).map(|_| rng.below(10) as u8).collect();
+    Dataset::new(pixels, labels, 28, 28).expect("valid generated data set")
+}
+
+fn check_one_thread() {
+    let t = conv_kernels::threads::configured_threads();
+    assert_eq!(
+        t, 1,
+        "run the model benches with FEDGE_THREADS=1 (configured threads: {t})"
+    );
+}
+
+fn train_step(c: &mut Criterion) {
+    check_one_thread();
+    let data = images(64, 1);
+    let mut model = Sequential::new(engine::presets::table1_cnn(), 0).expect("model");
+    let mut opt = Adam::new(AdamConfig::default());
+    let cfg = FitConfig {
+        epochs: 1,
+        batch_size: 64,
+        seed: 0,
+        shuffle: true,
+        proximal_mu: None,
+    };
+    let mut group = c.benchmark_group("train_step");
+    group.measurement_time(Duration::from_secs(8));
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("table1_cnn/batch64_adam", |b| {
+        b.iter(|| {
+            model
+                .fit(&data, &cfg, &mut opt, &mut |_| ControlFlow::Continue(()))
+                .expect("fit")
+        })
+    });
+    group.finish();
+}
+
+fn inference(c: &mut Criterion) {
+    check_one_thread();
+    let spec = engine::presets::table1_cnn();
+    let model = Sequential::new(spec.clone(), 0).expect("model");
+    let data = images(10_000, 2);
+    let mut scratch = InferenceScratch::new(&spec);
+    let mut group = c.benchmark_group("infer");
+    for n in [1usize, 32, 500, 10_000] {
+        let mut out = vec![0.0f32; n * 10];
+        let input = &data.images()[..n * 784];
+        group.throughput(Throughput::Elements(n as u64));
+        group.measurement_time(Duration::from_secs(if n >= 500 { 10 } else { 5 }));
+        if n >= 500 {
+            group.sample_size(10);
+        } else {
+            group.sample_size(50);
+        }
+        group.bench_with_input(BenchmarkId::new("table1_cnn", n), &n, |b, _| {
+            b.iter(|| {
+                model
+                    .predict_with(Pixels::U8(black_box(input)), &mut out, &mut scratch)
+                    .expect("predict")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, train_step, inference);
+criterion_main!(benches);
