@@ -4,17 +4,80 @@
 //! "Gelem/s"), so a kernel's ratio to the sgemm line is its fraction of peak.
 //!
 //! Run: `FEDGE_THREADS=1 taskset -c 1 cargo bench -p benches --bench kernels`
+//!
+//! Time is the benchmark thread's own CPU time (`/proc/thread-self/schedstat`), not wall
+//! time: the 2-core machine is shared with other builds, and time slices spent on other
+//! processes would otherwise be charged to the kernel. Cache and SMT interference remain, so
+//! compare kernels with the sgemm line of the same run.
 
 use conv_kernels::gemm::{MatMut, MatRef, sgemm};
 use conv_kernels::{
     Activation, Conv2dGeometry, ConvAlgo, DenseGeometry, Padding, Pool2dGeometry, conv2d,
     conv2d_scratch_len, dense, kernels, pool,
 };
+use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;
 
 const BATCH: usize = 64;
+
+/// CPU time of the calling thread, in nanoseconds, from `/proc/thread-self/schedstat`.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .expect("/proc/thread-self/schedstat (Linux) is needed for CPU-time benchmarks")
+}
+
+/// criterion measurement: the benchmark thread's CPU time.
+struct ThreadCpu;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+/// Formats CPU nanoseconds as ms and FLOP throughputs as GFLOP/s.
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, _typical: f64, values: &mut [f64]) -> &'static str {
+        values.iter_mut().for_each(|v| *v /= 1e6);
+        "ms(cpu)"
+    }
+    fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        let n = match *t {
+            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
+                n as f64
+            }
+        };
+        // values are ns per iteration; n units per iteration -> G units per second.
+        values.iter_mut().for_each(|v| *v = n / *v);
+        "Gelem/s(cpu)"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns(cpu)"
+    }
+}
 
 /// Deterministic values in [-1, 1).
 fn values(seed: u32, len: usize) -> Vec<f32> {
@@ -57,7 +120,7 @@ fn check_one_thread() {
     );
 }
 
-fn configure(c: &mut Criterion) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
+fn configure(c: &mut Criterion<ThreadCpu>) -> criterion::BenchmarkGroup<'_, ThreadCpu> {
     check_one_thread();
     let mut g = c.benchmark_group("kernels");
     g.sample_size(20)
@@ -66,7 +129,7 @@ fn configure(c: &mut Criterion) -> criterion::BenchmarkGroup<'_, criterion::meas
     g
 }
 
-fn bench_sgemm(c: &mut Criterion) {
+fn bench_sgemm(c: &mut Criterion<ThreadCpu>) {
     let mut grp = configure(c);
     for (name, m, k, n) in [
         ("sgemm_512", 512, 512, 512),
@@ -96,7 +159,7 @@ fn bench_sgemm(c: &mut Criterion) {
     grp.finish();
 }
 
-fn bench_conv(c: &mut Criterion) {
+fn bench_conv(c: &mut Criterion<ThreadCpu>) {
     let mut grp = configure(c);
     for (name, g) in conv_shapes() {
         let x = values(3, g.input_len());
@@ -185,7 +248,7 @@ fn bench_conv(c: &mut Criterion) {
     grp.finish();
 }
 
-fn bench_dense_pool(c: &mut Criterion) {
+fn bench_dense_pool(c: &mut Criterion<ThreadCpu>) {
     let mut grp = configure(c);
     let g = DenseGeometry::new(BATCH, 1024, 256).unwrap();
     let x = values(7, g.input_len());
@@ -247,5 +310,9 @@ fn bench_dense_pool(c: &mut Criterion) {
     grp.finish();
 }
 
-criterion_group!(benches, bench_sgemm, bench_conv, bench_dense_pool);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = bench_sgemm, bench_conv, bench_dense_pool
+}
 criterion_main!(benches);

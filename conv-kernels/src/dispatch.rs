@@ -74,6 +74,7 @@ pub struct Kernels {
     pub(crate) add_assign: fn(&mut [f32], &[f32]),
     pub(crate) sum: fn(&[f32]) -> f32,
     pub(crate) conv_direct_plane: fn(&crate::conv2d::direct::PlaneArgs<'_>, &mut [f32]),
+    pub(crate) im2col: fn(&crate::geometry::Conv2dGeometry, &[f32], usize, &mut [f32]),
 }
 
 /// Declares, for each generic algorithm, a portable entry and an AVX2+FMA entry (x86_64 only).
@@ -125,6 +126,7 @@ entries! {
     add_assign => crate::activation::add_assign_simd: (dst: &mut [f32], src: &[f32]);
     sum => crate::activation::sum_simd: (x: &[f32]) -> f32;
     conv_direct_plane => crate::conv2d::direct::conv_plane: (a: &PlaneArgs<'_>, out: &mut [f32]);
+    im2col => crate::conv2d::im2col::im2col_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, col: &mut [f32]);
 }
 
 impl Kernels {
@@ -142,6 +144,7 @@ impl Kernels {
             add_assign: p::add_assign,
             sum: p::sum,
             conv_direct_plane: p::conv_direct_plane,
+            im2col: p::im2col,
         }
     }
 
@@ -160,6 +163,7 @@ impl Kernels {
         self.add_assign = a::add_assign;
         self.sum = a::sum;
         self.conv_direct_plane = a::conv_direct_plane;
+        self.im2col = a::im2col;
         self
     }
 

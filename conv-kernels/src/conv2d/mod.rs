@@ -8,9 +8,12 @@
 //!   K = C·KH·KW is large (conv2: 800), because the GEMM microkernel then runs near peak.
 //!   Both gradients always use it: `dcol = Wᵀ·dY` then col2im, and `dW = dY·colᵀ`.
 //! * [`ConvAlgo::Direct`] (`direct.rs`, forward only): output rows accumulate in SIMD
-//!   registers straight from a zero-padded copy of the image. Wins when K is small (conv1:
-//!   one channel, 25 taps), where GEMM packing and C traffic dominate.
-//! * [`ConvAlgo::Auto`] picks Direct for `C·KH·KW <= 32`, else Im2colGemm.
+//!   registers straight from a zero-padded copy of the image (one weight broadcast and one
+//!   load per multiply-add). Meant for small K (conv1: one channel, 25 taps), but measured at
+//!   about half the im2col speed even there, because matrixmultiply's AVX-512 kernel outruns
+//!   our AVX2 tier; it stays callable for tests and benches, and as the fallback design for
+//!   CPUs where that changes.
+//! * [`ConvAlgo::Auto`] currently always resolves to Im2colGemm (see BENCHMARKS.md).
 //!
 //! The public functions validate every buffer against the [`Conv2dGeometry`] and return a
 //! [`crate::KernelError`] before touching memory; [`reference`] holds the naive oracle.
@@ -52,8 +55,10 @@ impl ConvAlgo {
     /// The concrete algorithm `Auto` resolves to for `g`.
     pub fn resolve(self, g: &Conv2dGeometry) -> ConvAlgo {
         match self {
-            ConvAlgo::Auto if g.in_channels * g.kernel_h * g.kernel_w <= 32 => ConvAlgo::Direct,
-            ConvAlgo::Auto => ConvAlgo::Im2colGemm,
+            ConvAlgo::Auto => {
+                let _ = g;
+                ConvAlgo::Im2colGemm
+            }
             other => other,
         }
     }
@@ -196,7 +201,7 @@ impl Kernels {
         check_len(OP, "weight", weight.len(), g.weight_len())?;
         check_len(OP, "grad_input", grad_input.len(), g.input_len())?;
         check_scratch(OP, g, scratch)?;
-        im2col::backward_input(self, g, grad_out, weight, grad_input, scratch)
+        im2col::backward_input(g, grad_out, weight, grad_input, scratch)
     }
 
     /// [`conv2d_backward_weight`] on this tier.
@@ -213,7 +218,7 @@ impl Kernels {
         check_len(OP, "grad_out", grad_out.len(), g.output_len())?;
         check_len(OP, "grad_weight", grad_weight.len(), g.weight_len())?;
         check_scratch(OP, g, scratch)?;
-        im2col::backward_weight(g, input, grad_out, grad_weight, scratch)
+        im2col::backward_weight(self, g, input, grad_out, grad_weight, scratch)
     }
 
     /// [`conv2d_backward_bias`] on this tier: per channel, the batch in order, each plane

@@ -178,3 +178,11 @@ fn conv2d_matches_reference_wide_rows_hit_every_vector_block() {
     // out_w = 45: 4-, 2- and 1-vector blocks plus a scalar tail on both tiers.
     case(1, 2, 3, 47, 2, 3, 3, Padding::Valid);
 }
+
+#[test]
+fn conv2d_matches_reference_kernel_wider_than_same_padded_input() {
+    // Shrunk by proptest: 1-pixel-wide input, 'same' 5-wide kernel: some taps never land
+    // inside a row, whose column range must then be empty, not out of bounds.
+    case(1, 1, 3, 1, 2, 3, 5, Padding::Same);
+    case(2, 2, 1, 2, 1, 4, 5, Padding::Same);
+}
