@@ -293,7 +293,8 @@ fn forward_backward(
                     }
                     Layer::MaxPool2d(p) => {
                         if let Some(gi) = grad_in {
-                            p.backward(&p.geometry(n)?, gdst, &st.argmax[i][..out_len], gi)?;
+                            let g = p.geometry(n)?;
+                            p.backward(&g, output, gdst, &st.argmax[i][..out_len], gi)?;
                         }
                     }
                     _ => {}

@@ -17,6 +17,9 @@ pub(crate) struct Conv2d {
     pub padding: Padding,
     /// ReLU fused into the forward epilogue.
     pub relu: bool,
+    /// The next layer is a max-pool that applies this ReLU's mask to its (4x smaller)
+    /// gradient before scattering it, so backward need not mask the full output.
+    pub relu_masked_by_pool: bool,
     /// Index of `<name>.weight` in the parameter set (`<name>.bias` follows it).
     pub param: usize,
 }
@@ -72,7 +75,8 @@ impl Conv2d {
     }
 
     /// Gradients of weight and bias (overwritten) and, when asked, of the input.
-    /// `grad_out` is first masked by the fused ReLU, in place.
+    /// `grad_out` is first masked by the fused ReLU, in place (unless the following
+    /// max-pool did it).
     ///
     /// # Shapes
     /// As [`Conv2d::forward`]; `output` is the forward output, `grad_out` its gradient.
@@ -89,7 +93,7 @@ impl Conv2d {
         grad_input: Option<&mut [f32]>,
         scratch: &mut [f32],
     ) -> Result<()> {
-        if self.relu {
+        if self.relu && !self.relu_masked_by_pool {
             conv_kernels::relu_backward_inplace(output, grad_out)?;
         }
         conv_kernels::conv2d_backward_bias(g, grad_out, grad_bias)?;

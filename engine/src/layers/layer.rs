@@ -97,6 +97,7 @@ impl Plan {
                         kernel: *kernel_size,
                         padding: padding(*p),
                         relu: *activation == ActivationSpec::Relu,
+                        relu_masked_by_pool: false,
                         param,
                     });
                     param += 2;
@@ -107,6 +108,7 @@ impl Plan {
                         in_shape,
                         pool: *pool_size,
                         strides: strides.unwrap_or(*pool_size),
+                        relu_mask: false,
                     });
                     (l, new_buf(&mut buf_len))
                 }
@@ -158,6 +160,28 @@ impl Plan {
             });
             cur = dst;
             input = out;
+        }
+        // A max-pool right after a ReLU conv applies the ReLU's gradient mask (see MaxPool2d).
+        for i in 1..steps.len() {
+            let (before, after) = steps.split_at_mut(i);
+            if let (
+                Step {
+                    layer: Layer::Conv2d(c),
+                    dst,
+                    ..
+                },
+                Step {
+                    layer: Layer::MaxPool2d(p),
+                    src,
+                    ..
+                },
+            ) = (&mut before[i - 1], &mut after[0])
+                && c.relu
+                && dst == src
+            {
+                c.relu_masked_by_pool = true;
+                p.relu_mask = true;
+            }
         }
         Ok(Self {
             steps,

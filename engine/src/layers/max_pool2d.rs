@@ -13,6 +13,10 @@ pub(crate) struct MaxPool2d {
     pub pool: [usize; 2],
     /// `[sh, sw]`.
     pub strides: [usize; 2],
+    /// Applies the previous layer's fused ReLU mask in backward: a window's maximum is the
+    /// ReLU output at its argmax, so zeroing the gradient where the pooled value is not
+    /// positive equals masking the full-size gradient afterwards, at a quarter of the cost.
+    pub relu_mask: bool,
 }
 
 impl MaxPool2d {
@@ -46,17 +50,22 @@ impl MaxPool2d {
         Ok(())
     }
 
-    /// Scatters `grad_out` to the recorded maxima (overwrites `grad_input`).
+    /// Scatters `grad_out` to the recorded maxima (overwrites `grad_input`); with
+    /// `relu_mask`, `grad_out` is first zeroed where `output` is not positive.
     ///
     /// # Shapes
-    /// grad_out and argmax `[n, C, OH, OW]`, grad_input `[n, C, H, W]`.
+    /// output, grad_out and argmax `[n, C, OH, OW]`, grad_input `[n, C, H, W]`.
     pub fn backward(
         &self,
         g: &Pool2dGeometry,
-        grad_out: &[f32],
+        output: &[f32],
+        grad_out: &mut [f32],
         argmax: &[u32],
         grad_input: &mut [f32],
     ) -> Result<()> {
+        if self.relu_mask {
+            conv_kernels::relu_backward_inplace(output, grad_out)?;
+        }
         conv_kernels::maxpool2d_backward(g, grad_out, argmax, grad_input)?;
         Ok(())
     }
