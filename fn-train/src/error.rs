@@ -30,6 +30,10 @@ pub enum ApiError {
     /// The body is larger than the configured limit: 413.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The same CloudEvent (source + id) is being processed right now: 409 (retried later,
+    /// when the finished reply is replayed).
+    #[error("{0}")]
+    Conflict(String),
     /// A training job is already running: 429 with `Retry-After`.
     #[error("a training job (round {round}) is already running; one job at a time")]
     Busy {
@@ -67,6 +71,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,

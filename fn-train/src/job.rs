@@ -259,7 +259,7 @@ pub fn outcome_of_error(e: &ApiError) -> Outcome {
     match e {
         ApiError::BadGateway(_) => Outcome::FetchFailed,
         ApiError::DeadlineExceeded(_) => Outcome::Deadline,
-        ApiError::Busy { .. } => Outcome::Busy,
+        ApiError::Busy { .. } | ApiError::Conflict(_) => Outcome::Busy,
         e if e.status().is_client_error() => Outcome::Invalid,
         _ => Outcome::Error,
     }

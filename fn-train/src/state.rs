@@ -7,6 +7,7 @@ use std::time::Instant;
 use engine::Dataset;
 use engine::spec::ModelSpec;
 
+use crate::cloudevents::Reply;
 use crate::config::{Config, ConfigError, ShardSource};
 use crate::error::ApiError;
 use crate::job::JobSlot;
@@ -30,6 +31,31 @@ struct Inner {
     metrics: Arc<Metrics>,
     http: reqwest::Client,
     draining: AtomicBool,
+    events: Mutex<EventMemo>,
+}
+
+/// At-least-once delivery: the event being processed and the last one answered, by
+/// (source, id), so a redelivered event gets the same reply instead of a second training run.
+#[derive(Debug, Default)]
+struct EventMemo {
+    in_flight: Vec<EventKey>,
+    last: Option<(EventKey, Reply)>,
+}
+
+/// A CloudEvent's identity: (source, id).
+pub type EventKey = (String, String);
+
+/// Clears the in-flight event when the request ends, however it ends.
+#[derive(Debug)]
+pub struct InFlightEvent {
+    state: AppState,
+    key: EventKey,
+}
+
+impl Drop for InFlightEvent {
+    fn drop(&mut self) {
+        self.state.memo().in_flight.retain(|k| *k != self.key);
+    }
 }
 
 impl AppState {
@@ -67,6 +93,7 @@ impl AppState {
                 metrics,
                 http,
                 draining: AtomicBool::new(false),
+                events: Mutex::new(EventMemo::default()),
             }),
         })
     }
@@ -167,6 +194,46 @@ impl AppState {
     /// True after SIGTERM.
     pub fn draining(&self) -> bool {
         self.inner.draining.load(Ordering::Acquire)
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, EventMemo> {
+        self.inner
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The reply already sent for this event, if it was the last one answered.
+    pub fn replayed_reply(&self, key: &EventKey) -> Option<Reply> {
+        let memo = self.memo();
+        memo.last
+            .as_ref()
+            .filter(|(k, _)| k == key)
+            .map(|(_, r)| r.clone())
+    }
+
+    /// Marks `key` as being processed; 409 if it already is.
+    ///
+    /// # Errors
+    /// [`ApiError::Conflict`].
+    pub fn begin_event(&self, key: &EventKey) -> Result<InFlightEvent, ApiError> {
+        let mut memo = self.memo();
+        if memo.in_flight.contains(key) {
+            return Err(ApiError::Conflict(format!(
+                "event {:?} from {:?} is already being processed",
+                key.1, key.0
+            )));
+        }
+        memo.in_flight.push(key.clone());
+        Ok(InFlightEvent {
+            state: self.clone(),
+            key: key.clone(),
+        })
+    }
+
+    /// Remembers the reply to `key` (only the last one: it holds a whole update).
+    pub fn remember_reply(&self, key: EventKey, reply: Reply) {
+        self.memo().last = Some((key, reply));
     }
 
     /// Ready = shard loaded and not draining.

@@ -1,5 +1,9 @@
 //! `POST /`: the training request as a CloudEvent (binary or structured mode, as Knative
 //! delivers it); the reply is a `dev.fedge.train.completed` event in the same mode.
+//!
+//! Delivery is at least once: a redelivery of the last answered event (same source and id)
+//! gets the same reply without training again; one that arrives while the original is
+//! still training gets 409, which Knative retries.
 
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -33,8 +37,15 @@ pub async fn receive(
         )));
     }
     tracing::info!(event_id = %event.id, event_source = %event.source, ?mode, "training event received");
+    let key = (event.source.clone(), event.id.clone());
+    if let Some(reply) = state.replayed_reply(&key) {
+        tracing::info!(event_id = %event.id, "redelivered event: replaying the reply sent before");
+        return Ok(reply.into_response(mode));
+    }
     let job = parse_job(&state, &event.data)?;
+    let in_flight = state.begin_event(&key)?;
     let out = execute(&state, job).await?;
+    drop(in_flight);
     let s = &out.summary;
     let mut extensions = vec![
         ("round".to_owned(), ExtValue::from_u64(s.round)),
@@ -57,5 +68,6 @@ pub async fn receive(
         datacontenttype: "application/octet-stream".to_owned(),
         data: Bytes::from(out.weights),
     };
+    state.remember_reply(key, reply.clone());
     Ok(reply.into_response(mode))
 }

@@ -168,3 +168,68 @@ async fn malformed_events_are_400_naming_the_problem_and_the_node_stays_up() {
     assert_eq!(post_binary(&server, &BINARY_CE, &body).await.status(), 200);
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_event_is_answered_without_training_twice() {
+    let dir = common::shard_dir(64, |_, _| {});
+    let server = Server::start(common::config(dir.path())).await;
+    let model = common::model_bytes(common::small_spec(), 1);
+    let body = common::request(&model, 1);
+    let first = post_binary(&server, &BINARY_CE, &body).await;
+    assert_eq!(first.status(), 200);
+    let first_id = first.headers()["ce-id"].clone();
+    let first_bytes = first.bytes().await.unwrap();
+    let again = post_binary(&server, &BINARY_CE, &body).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["ce-id"], first_id);
+    assert_eq!(again.bytes().await.unwrap(), first_bytes);
+    assert_eq!(
+        server.metric("fn_train_jobs_total{outcome=\"ok\"}").await,
+        1.0
+    );
+
+    // The same event arriving while it still trains: 409, which Knative retries.
+    let long = common::request(&model, 1000);
+    let headers: Vec<(&str, &str)> = BINARY_CE
+        .iter()
+        .map(|&(k, v)| {
+            if k == "ce-id" {
+                (k, "evt-long")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let running = {
+        let (http, url, body) = (server.http.clone(), server.url("/"), long.to_string());
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tokio::spawn(async move {
+            let mut req = http.post(url).header("content-type", "application/json");
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            req.body(body).send().await
+        })
+    };
+    server.wait_for_training().await;
+    assert_eq!(post_binary(&server, &headers, &long).await.status(), 409);
+    // A different event while busy: 429; the last answered one is still replayed.
+    let other: Vec<(&str, &str)> = BINARY_CE
+        .iter()
+        .map(|&(k, v)| {
+            if k == "ce-id" {
+                (k, "evt-other")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    assert_eq!(post_binary(&server, &other, &long).await.status(), 429);
+    assert_eq!(post_binary(&server, &BINARY_CE, &body).await.status(), 200);
+    running.abort();
+    server.wait_idle().await;
+    server.stop().await.unwrap();
+}
