@@ -89,3 +89,30 @@ async fn json_reply_with_the_table1_model_fetched_by_url() {
     assert_ne!(w(&loaded), w(&original));
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_mode_keeps_client_i_of_n_of_full_mnist() {
+    let mnist_dir = engine::data::mnist::dir_from_env().unwrap_or_else(|_| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist")
+    });
+    let config = fn_train::Config {
+        mnist_dir: Some(mnist_dir),
+        partition: "dirichlet:0.5".into(),
+        client_index: 2,
+        num_clients: 3,
+        partition_seed: 7,
+        shard_limit: Some(300),
+        ..fn_train::Config::default()
+    };
+    let server = Server::start(config).await;
+    let status = server.status().await;
+    assert_eq!(status["shard_examples"], 300);
+    assert_eq!(status["ready"], true);
+    assert_eq!(server.metric("fn_train_shard_examples").await, 300.0);
+    let model = common::model_bytes(common::small_spec(), 1);
+    assert_eq!(
+        server.train(&common::request(&model, 1)).await.status(),
+        200
+    );
+    server.stop().await.unwrap();
+}
