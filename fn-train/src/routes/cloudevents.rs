@@ -43,6 +43,7 @@ pub async fn receive(
         return Ok(reply.into_response(mode));
     }
     let job = parse_job(&state, &event.data)?;
+    drop(event.data); // the job holds the decoded model
     let in_flight = state.begin_event(&key)?;
     let out = execute(&state, job).await?;
     drop(in_flight);

@@ -43,6 +43,7 @@ pub async fn train(
         )));
     }
     let job = parse_job(&state, &body)?;
+    drop(body); // the job holds the decoded model; the request bytes are not needed
     let want_json = wants_json(&headers);
     let out = execute(&state, job).await?;
     Ok(if want_json {
@@ -85,7 +86,7 @@ pub fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiEr
 ///
 /// # Errors
 /// 503 before the shard is loaded or while draining; 429 when busy; fetch and training errors.
-pub async fn execute(state: &AppState, job: TrainJob) -> Result<TrainOutput, ApiError> {
+pub async fn execute(state: &AppState, mut job: TrainJob) -> Result<TrainOutput, ApiError> {
     let retry_after = state.config().retry_after_secs;
     if state.draining() {
         return Err(ApiError::Unavailable {
@@ -108,7 +109,12 @@ pub async fn execute(state: &AppState, job: TrainJob) -> Result<TrainOutput, Api
         timeout: state.config().model_fetch_timeout(),
         max_bytes: state.config().max_model_bytes,
     };
-    let download = fetch::model_bytes(state.http(), job.model.clone(), limits);
+    // Move the model out of the job: an inline model is not kept twice during training.
+    let model = std::mem::replace(
+        &mut job.model,
+        crate::request::ModelSource::Inline(Vec::new()),
+    );
+    let download = fetch::model_bytes(state.http(), model, limits);
     let fetched = match handle.remaining() {
         None => download.await,
         Some(left) => tokio::time::timeout(left, download)
