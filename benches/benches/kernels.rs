@@ -5,7 +5,7 @@
 //!
 //! Run: `FEDGE_THREADS=1 taskset -c 1 cargo bench -p benches --bench kernels`
 //!
-//! Time is the benchmark thread's own CPU time (`/proc/thread-self/schedstat`), not wall
+//! Time is the benchmark thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall
 //! time: the 2-core machine is shared with other builds, and time slices spent on other
 //! processes would otherwise be charged to the kernel. Cache and SMT interference remain, so
 //! compare kernels with the sgemm line of the same run.
@@ -22,12 +22,18 @@ use std::time::Duration;
 
 const BATCH: usize = 64;
 
-/// CPU time of the calling thread, in nanoseconds, from `/proc/thread-self/schedstat`.
+/// CPU time of the calling thread, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`, exact; the
+/// `/proc/thread-self/schedstat` counter is only updated on scheduler ticks).
 fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .expect("/proc/thread-self/schedstat (Linux) is needed for CPU-time benchmarks")
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec owned by this frame; the clock id is a
+    // constant every Linux kernel supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// criterion measurement: the benchmark thread's CPU time.

@@ -1,15 +1,72 @@
 //! # conv-kernels: where all of fedge's compute happens
 //!
-//! Pure functions over `&[f32]` / `&mut [f32]` with explicit, checked shapes:
+//! Pure functions over `&[f32]` / `&mut [f32]` with explicit, checked shapes. A geometry
+//! ([`Conv2dGeometry`], [`Pool2dGeometry`], [`DenseGeometry`]) validates a shape once; every
+//! public kernel checks its buffers against it and returns a [`KernelError`] instead of
+//! touching memory it should not. The free functions ([`conv2d_forward`], [`dense_forward`],
+//! ...) run on the process-wide [`Kernels`] table; the same methods on a table obtained with
+//! [`Kernels::for_isa`] pin a SIMD tier (tests run every tier in one process), and
+//! [`Kernels::conv2d_forward`] also pins a [`ConvAlgo`]. The crate knows nothing of layers or
+//! models; `engine` builds those on top.
 //!
-//! * activations are NCHW, conv weights OIHW `(out, in, kh, kw)`, dense weights `[out, in]`;
-//! * a geometry type ([`Conv2dGeometry`], [`Pool2dGeometry`], [`DenseGeometry`]) validates
-//!   the shape once; every public kernel checks its buffers against it and returns a
-//!   [`KernelError`] instead of touching memory it should not;
-//! * kernels never allocate: callers own outputs and scratch buffers;
-//! * each kernel family keeps a naive `reference` module beside it, the oracle of the tests.
+//! ```
+//! use conv_kernels::{Activation, Conv2dGeometry, Padding, conv2d_forward, conv2d_scratch_len};
+//! // One 3x3 image, one 2x2 all-ones filter, bias 0.5, 'valid': each output sums a window.
+//! let g = Conv2dGeometry::new(1, 1, 3, 3, 1, 2, 2, Padding::Valid)?;
+//! let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+//! let mut out = [0.0; 4];
+//! let mut scratch = vec![0.0; conv2d_scratch_len(&g)];
+//! conv2d_forward(&g, &x, &[1.0; 4], Some(&[0.5]), Activation::Relu, &mut out, &mut scratch)?;
+//! assert_eq!(out, [12.5, 16.5, 24.5, 28.5]);
+//! # Ok::<(), conv_kernels::KernelError>(())
+//! ```
 //!
-//! The crate knows nothing of layers or models; `engine` builds those on top.
+//! ## Layouts
+//! Activations NCHW; conv weights OIHW `(out, in, kh, kw)`; dense input `[N, in]`, weights
+//! `[out, in]` (PyTorch's layouts, so safetensors files map 1:1). Kernels never allocate:
+//! callers own outputs and scratch ([`conv2d_scratch_len`] sizes the conv scratch). Each
+//! family keeps a naive `reference` module beside it: the oracle of the tests and benches.
+//!
+//! ## Algorithms
+//! Dense layers and convolutions run on [`gemm::sgemm`], a checked wrapper over
+//! `matrixmultiply::sgemm` (which picks its own AVX-512/AVX2/NEON microkernel at runtime);
+//! transposes are strides, never copies. conv2d uses im2col + GEMM with a fused bias + ReLU
+//! epilogue, col2im for the input gradient; see [`conv2d`] for the algorithms and when each
+//! wins. Element-wise kernels (ReLU, dropout, epilogues, sums) and im2col run on the
+//! dispatched SIMD tier.
+//!
+//! ## SIMD dispatch
+//! [`dispatch`] holds two tiers: `Portable` (`wide::f32x4`: SSE2 on x86_64, NEON on aarch64)
+//! and `Avx2Fma` (`core::arch` intrinsics inside `#[target_feature(enable = "avx2,fma")]`
+//! fns). Each algorithm is written once, generic over a small vector trait, and instantiated
+//! per tier. The tier is detected once, logged once (tracing, info), and can be forced with
+//! **`FEDGE_SIMD=portable|avx2`**; forcing `avx2` on a CPU without AVX2+FMA is refused with a
+//! warning and the portable tier runs. The same binary runs on any x86_64 or aarch64 CPU.
+//!
+//! ## Threads and determinism
+//! [`threads`] sizes parallelism from **`FEDGE_THREADS`** or
+//! `std::thread::available_parallelism()` (which honours cgroup CPU quotas); kernels run on
+//! rayon's current pool. Work is split only over disjoint output blocks (chunks of images,
+//! row panels of a GEMM output); the weight gradient reduces over the batch in a fixed chunk
+//! order that depends on the geometry alone. Results are therefore bit-identical for any
+//! thread count (tested with 1 vs 2 threads); they are *not* bit-identical across tiers
+//! (FMA rounds once). Below [`threads::PAR_MIN_FLOPS`] of work, or with one thread, kernels
+//! run inline without entering the pool.
+//!
+//! ## Unsafe policy
+//! `unsafe` lives only in leaf code: the one `matrixmultiply::sgemm` call in [`gemm`], after
+//! every index it can touch has been checked against its slice; and the SIMD tier code, whose
+//! vector loads and stores go through bounds-checked slices and whose only precondition (the
+//! CPU supports the tier) is established by detection before a tier's table exists. Every
+//! `unsafe` block carries a `// SAFETY:` comment; `unsafe_op_in_unsafe_fn`,
+//! `clippy::undocumented_unsafe_blocks` and `clippy::missing_safety_doc` are denied.
+//!
+//! ## Environment variables
+//! | variable | effect |
+//! |---|---|
+//! | `FEDGE_SIMD` | `portable` or `avx2`: force a tier (read once) |
+//! | `FEDGE_THREADS` | positive integer: thread budget (read once) |
+//! | `FEDGE_REQUIRE_AVX2` | tests only: `1` turns "AVX2 missing, tier skipped" into a failure |
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

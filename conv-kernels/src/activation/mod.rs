@@ -1,7 +1,7 @@
 //! ReLU forward and backward over flat slices, plus the small element-wise helpers the other
 //! kernels share (fused bias + ReLU epilogue, `dst += src`, fixed-order sums).
 //!
-//! Each body is written once, generic over [`F32Vec`], and instantiated per tier by
+//! Each body is written once, generic over the crate-private `F32Vec` trait, and instantiated per tier by
 //! [`crate::dispatch`].
 
 pub mod reference;

@@ -16,7 +16,7 @@
 //! * [`ConvAlgo::Auto`] currently always resolves to Im2colGemm (see BENCHMARKS.md).
 //!
 //! The public functions validate every buffer against the [`Conv2dGeometry`] and return a
-//! [`crate::KernelError`] before touching memory; [`reference`] holds the naive oracle.
+//! [`crate::KernelError`] before touching memory; [`reference`](mod@reference) holds the naive oracle.
 //! Work is split over images only (forward, input gradient) or over row panels of the weight
 //! gradient, whose reduction over the batch runs in a fixed chunk order: bit-identical for
 //! any thread count.

@@ -48,21 +48,24 @@ fn plane_2x2(g: &Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32])
         let a = &mut argmax[oh * g.out_w..][..g.out_w];
         for ow in 0..g.out_w {
             let c = 2 * ow;
-            let (v00, v01, v10, v11) = (r0[c], r0[c + 1], r1[c], r1[c + 1]);
-            let base = (2 * oh * w + c) as u32;
-            let (mut best, mut bi) = (v00, base);
-            // `>` keeps the first maximum and never lets NaN win, like the reference.
-            if v01 > best || best.is_nan() && !v01.is_nan() {
-                (best, bi) = (v01, base + 1);
+            let base = 2 * oh * w + c;
+            // Same rule as the reference (first maximum, NaN never wins), written as
+            // independent selects so the compiler emits conditional moves, not branches on
+            // random data.
+            let mut best = f32::NEG_INFINITY;
+            let mut bi = base;
+            for (v, i) in [
+                (r0[c], base),
+                (r0[c + 1], base + 1),
+                (r1[c], base + w),
+                (r1[c + 1], base + w + 1),
+            ] {
+                let take = v > best;
+                best = if take { v } else { best };
+                bi = if take { i } else { bi };
             }
-            if v10 > best || best.is_nan() && !v10.is_nan() {
-                (best, bi) = (v10, base + w as u32);
-            }
-            if v11 > best || best.is_nan() && !v11.is_nan() {
-                (best, bi) = (v11, base + w as u32 + 1);
-            }
-            o[ow] = best;
-            a[ow] = bi;
+            o[ow] = x[bi];
+            a[ow] = bi as u32;
         }
     }
 }
