@@ -1,6 +1,7 @@
 //! Model benchmarks of the Table 1 CNN on one thread: a full training step at batch 64
 //! (forward, backward, Adam update) and inference at batch 1, 32, 500 and 10,000 through
-//! `predict_with` (u8 pixels, micro-batched, reused scratch). Throughput is in images.
+//! `predict_with` (u8 pixels, micro-batched, reused scratch), and 500 images at several
+//! micro-batch sizes. Throughput is in images.
 //!
 //! Run: `FEDGE_THREADS=1 taskset -c 1 cargo bench -p benches --bench model`
 
@@ -80,5 +81,30 @@ fn inference(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, train_step, inference);
+/// Inference of 500 images at several micro-batch sizes: the evidence behind
+/// `engine::model::DEFAULT_MICRO_BATCH`.
+fn micro_batch(c: &mut Criterion) {
+    check_one_thread();
+    let spec = engine::presets::table1_cnn();
+    let model = Sequential::new(spec.clone(), 0).expect("model");
+    let data = images(500, 3);
+    let mut out = vec![0.0f32; 500 * 10];
+    let mut group = c.benchmark_group("infer_micro_batch");
+    group.throughput(Throughput::Elements(500));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    for micro in [8usize, 16, 32, 64, 128] {
+        let mut scratch = InferenceScratch::with_micro_batch(&spec, micro);
+        group.bench_with_input(BenchmarkId::new("table1_cnn_500", micro), &micro, |b, _| {
+            b.iter(|| {
+                model
+                    .predict_with(Pixels::U8(black_box(data.images())), &mut out, &mut scratch)
+                    .expect("predict")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, train_step, inference, micro_batch);
 criterion_main!(benches);

@@ -52,6 +52,15 @@ struct Args {
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// CPU seconds the main thread has run (Linux `/proc/thread-self/schedstat`), if readable.
+/// On a shared machine images per CPU-second estimates what an idle core would do; with
+/// `--threads 1` all compute runs on this thread.
+fn thread_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
 fn run(args: &Args) -> BoxResult<()> {
     let threads = args
         .threads
@@ -108,6 +117,7 @@ fn run(args: &Args) -> BoxResult<()> {
         args.seed
     );
     let started = Instant::now();
+    let cpu_before = thread_cpu_seconds();
     let report = model.fit(&train, &cfg, &mut opt, &mut |p| {
         bar.inc(1);
         if p.batch % 20 == 0 || p.batch == p.batches {
@@ -120,6 +130,7 @@ fn run(args: &Args) -> BoxResult<()> {
     })?;
     bar.finish();
     let train_secs = started.elapsed().as_secs_f64();
+    let train_cpu = cpu_before.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
     for (i, e) in report.epochs.iter().enumerate() {
         println!(
             "epoch {}: train loss {:.4} accuracy {:.4}",
@@ -129,19 +140,23 @@ fn run(args: &Args) -> BoxResult<()> {
         );
     }
     println!(
-        "trained {} images in {train_secs:.2} s ({:.0} images/s)",
+        "trained {} images in {train_secs:.2} s ({:.0} images/s){}",
         report.examples,
-        report.examples as f64 / train_secs
+        report.examples as f64 / train_secs,
+        per_cpu_second(report.examples, train_cpu)
     );
     let started = Instant::now();
+    let cpu_before = thread_cpu_seconds();
     let eval = model.evaluate(&test, 500)?;
     let eval_secs = started.elapsed().as_secs_f64();
+    let eval_cpu = cpu_before.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
     println!(
-        "test: loss {:.4} accuracy {:.2} % on {} images ({eval_secs:.2} s, {:.0} images/s)",
+        "test: loss {:.4} accuracy {:.2} % on {} images ({eval_secs:.2} s, {:.0} images/s{})",
         eval.loss,
         100.0 * eval.accuracy,
         eval.examples,
-        eval.examples as f64 / eval_secs
+        eval.examples as f64 / eval_secs,
+        per_cpu_second(eval.examples, eval_cpu)
     );
     if let Some(path) = &args.save {
         let mut meta = WeightsMeta::new(spec);
@@ -151,6 +166,16 @@ fn run(args: &Args) -> BoxResult<()> {
         println!("saved {}", path.display());
     }
     Ok(())
+}
+
+fn per_cpu_second(images: usize, cpu: Option<f64>) -> String {
+    match cpu {
+        Some(c) if c > 0.0 => format!(
+            "; main thread {c:.2} CPU-s, {:.0} images per CPU-second",
+            images as f64 / c
+        ),
+        _ => String::new(),
+    }
 }
 
 fn main() -> ExitCode {
