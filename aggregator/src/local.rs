@@ -273,7 +273,14 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         println!("  fn-serve: {} (pid {})", node.url, node.pid().unwrap_or(0));
         Some(node)
     };
-    println!("nodes up in {:.2} s", t_nodes.elapsed().as_secs_f64());
+    let probe = reqwest::Client::new();
+    for node in &train_nodes {
+        node.wait_ready(&probe, Duration::from_secs(120)).await?;
+    }
+    println!(
+        "nodes up and shards loaded in {:.2} s",
+        t_nodes.elapsed().as_secs_f64()
+    );
 
     let cfg = CoordinatorConfig {
         store: Arc::clone(&store),

@@ -22,9 +22,11 @@ pub const READY_PREFIX: &str = "FEDGE_LISTENING ";
 
 /// Runs fn-train with `args` (its own flags) as a node.
 pub async fn fn_train(args: Vec<String>) -> anyhow::Result<()> {
-    // FNTRAIN-PENDING: fn_train's library entry points are not committed yet.
-    let _ = args;
-    bail!("fn-train is not linked into this build yet")
+    let config =
+        fn_train::Config::try_parse_from(std::iter::once("fn-train".to_string()).chain(args))?;
+    let listener = announce().await?;
+    fn_train::init_tracing();
+    fn_train::run(config, listener, shutdown_signal()).await
 }
 
 /// Runs fn-serve with `args` (its own flags) as a node.
@@ -96,8 +98,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// Spawns `exe <subcommand> <args>` with `envs`, logs to `log`, and waits (up to
-    /// `ready_timeout`) for its listening line.
+    /// Spawns this executable with `<subcommand> <args>` and `envs`, logs to `log`, and
+    /// waits (up to `ready_timeout`) for its listening line.
     pub async fn spawn(
         name: &str,
         subcommand: &str,
@@ -107,6 +109,19 @@ impl Node {
         ready_timeout: Duration,
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating this executable")?;
+        Self::spawn_exe(&exe, name, subcommand, args, envs, log, ready_timeout).await
+    }
+
+    /// [`spawn`](Self::spawn) with another executable (tests use the built `aggregator`).
+    pub async fn spawn_exe(
+        exe: &Path,
+        name: &str,
+        subcommand: &str,
+        args: &[String],
+        envs: &[(&str, String)],
+        log: &Path,
+        ready_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let log_file =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(exe);
@@ -158,9 +173,29 @@ impl Node {
         }
     }
 
-    /// Kills it now (SIGKILL).
-    pub async fn kill(mut self) {
+    /// Kills it now (SIGKILL) and reaps it.
+    pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
+    }
+
+    /// Polls `{url}/readyz` until it answers 200 (an fn-train node's shard is in memory).
+    pub async fn wait_ready(
+        &self,
+        http: &reqwest::Client,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(r) = http.get(format!("{}/readyz", self.url)).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("{} not ready within {timeout:?}", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

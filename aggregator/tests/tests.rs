@@ -1,6 +1,7 @@
 //! aggregator integration tests: one binary, one file per topic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cluster;
 mod crash;
 mod fake;
 mod faults;

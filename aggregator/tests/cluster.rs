@@ -1,0 +1,176 @@
+//! A real local cluster in-test: fn-train nodes are child processes of the built
+//! `aggregator` binary (hidden `fn-train` subcommand), each with its own small MNIST shard,
+//! talking HTTP to a coordinator in this process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aggregator::clients::{ClientSpec, random_hex};
+use aggregator::history::{ClientStatus, RoundStatus};
+use aggregator::http::{AppState, app};
+use aggregator::local::test_set_evaluator;
+use aggregator::nodes::Node;
+use aggregator::rounds::{Coordinator, CoordinatorConfig, TrainSettings, adam};
+use aggregator::store::ModelStore;
+use aggregator::strategy::{RoundSettings, Strategy, StrategyKind};
+use aggregator::validate::ValidationLimits;
+use engine::data::mnist;
+
+fn mnist_dir() -> PathBuf {
+    std::env::var_os("MNIST_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist"),
+        PathBuf::from,
+    )
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    coordinator: Arc<Coordinator>,
+    _dir: tempfile::TempDir,
+}
+
+async fn cluster(n: usize, shard: usize, test: usize, min_fit: usize) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let test = mnist::load(&mnist_dir(), mnist::Split::Test)
+        .unwrap()
+        .take(test);
+    let store = Arc::new(ModelStore::open(&dir.path().join("store"), "mnist").unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(Arc::clone(&store), None);
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_aggregator"));
+    let http = reqwest::Client::new();
+    let (mut nodes, mut clients) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let id = format!("client-{i}");
+        let token = random_hex(16);
+        let args: Vec<String> = [
+            "--client-id",
+            &id,
+            "--mnist-dir",
+            &mnist_dir().display().to_string(),
+            "--client-index",
+            &i.to_string(),
+            "--num-clients",
+            &n.to_string(),
+            "--shard-limit",
+            &shard.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let envs = [
+            ("FEDGE_TRAIN_TOKEN", token.clone()),
+            ("FEDGE_THREADS", "1".to_string()),
+        ];
+        let log = dir.path().join(format!("{id}.log"));
+        let node = Node::spawn_exe(
+            &exe,
+            &id,
+            "fn-train",
+            &args,
+            &envs,
+            &log,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        node.wait_ready(&http, Duration::from_secs(60))
+            .await
+            .unwrap();
+        clients.push(ClientSpec {
+            id,
+            url: node.url.clone(),
+            token: Some(token),
+        });
+        nodes.push(node);
+    }
+    let spec = engine::presets::table1_cnn();
+    let coordinator = Arc::new(
+        Coordinator::new(CoordinatorConfig {
+            store,
+            spec: spec.clone(),
+            clients,
+            settings: RoundSettings {
+                min_fit_clients: min_fit,
+                ..RoundSettings::default()
+            },
+            train: TrainSettings {
+                epochs: 1,
+                batch_size: 32,
+                optimizer: adam(1e-3),
+                seed: 1,
+            },
+            limits: ValidationLimits::default(),
+            strategy: Strategy::new(StrategyKind::Fedavg),
+            evaluator: Some(test_set_evaluator(Arc::new(test))),
+            public_url: url,
+        })
+        .unwrap(),
+    );
+    let initial = engine::Sequential::new(spec, 1).unwrap().take_params();
+    coordinator.ensure_initial(initial).await.unwrap();
+    Cluster {
+        nodes,
+        coordinator,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_real_cluster_learns_in_two_rounds() {
+    let c = cluster(3, 500, 1000, 3).await;
+    let before = c.coordinator.store().history()[0]
+        .global
+        .clone()
+        .unwrap()
+        .accuracy;
+    let mut last = 0.0;
+    for round in 1..=2 {
+        let r = c.coordinator.run_round().await.unwrap();
+        assert_eq!(r.status, RoundStatus::Completed, "{r:#?}");
+        assert_eq!(r.accepted(), 3);
+        for client in &r.clients {
+            assert_eq!(client.num_examples, 500);
+            assert_eq!(client.epoch_loss.len(), 1);
+        }
+        assert_eq!(r.version, Some(round));
+        last = r.global.unwrap().accuracy;
+    }
+    // From chance (~10 %) to a model that has clearly learned digits.
+    assert!(before < 0.25, "initial accuracy {before}");
+    assert!(
+        last > 0.6,
+        "accuracy after 2 rounds of 3 x 500 examples: {last}"
+    );
+    for node in c.nodes {
+        node.stop(Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_round_is_recorded_and_the_round_completes() {
+    let mut c = cluster(3, 1500, 200, 2).await;
+    let coord = Arc::clone(&c.coordinator);
+    let round = tokio::spawn(async move { coord.run_round().await });
+    // Training 1,500 images takes seconds; kill one node while it trains.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    c.nodes[2].kill().await;
+    let r = round.await.unwrap().unwrap();
+    assert_eq!(r.status, RoundStatus::Completed, "{r:#?}");
+    assert_eq!(r.accepted(), 2);
+    assert!(
+        matches!(r.clients[2].status, ClientStatus::Failed { .. }),
+        "{:?}",
+        r.clients[2]
+    );
+    // Next round: the dead node is unreachable, so it is not sampled; the round completes.
+    let r = c.coordinator.run_round().await.unwrap();
+    assert_eq!(r.status, RoundStatus::Completed);
+    assert_eq!(r.clients.len(), 2);
+    for node in c.nodes {
+        node.stop(Duration::from_secs(5)).await;
+    }
+}
