@@ -49,9 +49,8 @@ fn plane_2x2(g: &Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32])
         for ow in 0..g.out_w {
             let c = 2 * ow;
             let base = 2 * oh * w + c;
-            // Same rule as the reference (first maximum, NaN never wins), written as
-            // independent selects so the compiler emits conditional moves, not branches on
-            // random data.
+            // Same rule as the reference (first maximum, NaN never wins), branch-free: the
+            // selects are marked unpredictable (cmov), so random data costs no mispredictions.
             let mut best = f32::NEG_INFINITY;
             let mut bi = base;
             for (v, i) in [
@@ -61,8 +60,8 @@ fn plane_2x2(g: &Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32])
                 (r1[c + 1], base + w + 1),
             ] {
                 let take = v > best;
-                best = if take { v } else { best };
-                bi = if take { i } else { bi };
+                bi = std::hint::select_unpredictable(take, i, bi);
+                best = std::hint::select_unpredictable(take, v, best);
             }
             o[ow] = x[bi];
             a[ow] = bi as u32;
