@@ -193,31 +193,50 @@ static AVX2: LazyLock<Option<Kernels>> = LazyLock::new(|| {
 
 static ACTIVE: LazyLock<&'static Kernels> = LazyLock::new(select);
 
-fn select() -> &'static Kernels {
-    let best = Isa::best_available();
-    let requested = std::env::var("FEDGE_SIMD").ok();
-    let (isa, reason) = match requested.as_deref().map(str::trim) {
-        None | Some("") => (best, "best detected"),
-        Some("portable") => (Isa::Portable, "forced by FEDGE_SIMD"),
-        Some("avx2") if Isa::Avx2Fma.is_available() => (Isa::Avx2Fma, "forced by FEDGE_SIMD"),
-        Some("avx2") => {
-            tracing::warn!(
-                "FEDGE_SIMD=avx2 refused: this CPU lacks AVX2 and/or FMA; using the portable tier"
-            );
-            (Isa::Portable, "FEDGE_SIMD=avx2 refused")
-        }
-        Some(other) => {
-            tracing::warn!(
-                value = other,
-                "FEDGE_SIMD must be `portable` or `avx2`; ignored"
-            );
-            (best, "best detected")
-        }
+/// Why a tier was chosen, for the log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    BestDetected,
+    Forced,
+    /// `FEDGE_SIMD=avx2` on a CPU without AVX2+FMA.
+    Avx2Refused,
+    /// `FEDGE_SIMD` had another value.
+    UnknownValue,
+}
+
+/// The tier for a `FEDGE_SIMD` value on a CPU with or without AVX2+FMA (pure, for tests).
+fn choose(requested: Option<&str>, avx2_available: bool) -> (Isa, Choice) {
+    let best = if avx2_available {
+        Isa::Avx2Fma
+    } else {
+        Isa::Portable
     };
+    match requested.map(str::trim) {
+        None | Some("") => (best, Choice::BestDetected),
+        Some("portable") => (Isa::Portable, Choice::Forced),
+        Some("avx2") if avx2_available => (Isa::Avx2Fma, Choice::Forced),
+        Some("avx2") => (Isa::Portable, Choice::Avx2Refused),
+        Some(_) => (best, Choice::UnknownValue),
+    }
+}
+
+fn select() -> &'static Kernels {
+    let requested = std::env::var("FEDGE_SIMD").ok();
+    let (isa, choice) = choose(requested.as_deref(), Isa::Avx2Fma.is_available());
+    match choice {
+        Choice::Avx2Refused => tracing::warn!(
+            "FEDGE_SIMD=avx2 refused: this CPU lacks AVX2 and/or FMA; using the portable tier"
+        ),
+        Choice::UnknownValue => tracing::warn!(
+            value = requested.as_deref().unwrap_or(""),
+            "FEDGE_SIMD must be `portable` or `avx2`; ignored"
+        ),
+        Choice::BestDetected | Choice::Forced => {}
+    }
     let table = Kernels::for_isa(isa).unwrap_or(&PORTABLE);
     tracing::info!(
         isa = table.isa.name(),
-        reason,
+        choice = ?choice,
         avx2_fma_detected = Isa::Avx2Fma.is_available(),
         "conv-kernels SIMD tier selected"
     );
@@ -232,4 +251,42 @@ pub fn kernels() -> &'static Kernels {
 /// The tier the free kernel functions run on.
 pub fn active_isa() -> Isa {
     kernels().isa
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fedge_simd_override_is_honoured_or_refused() {
+        assert_eq!(choose(None, true), (Isa::Avx2Fma, Choice::BestDetected));
+        assert_eq!(choose(None, false), (Isa::Portable, Choice::BestDetected));
+        assert_eq!(
+            choose(Some("portable"), true),
+            (Isa::Portable, Choice::Forced)
+        );
+        assert_eq!(choose(Some("avx2"), true), (Isa::Avx2Fma, Choice::Forced));
+        // Forcing AVX2 on a CPU without it must never install the AVX2 table.
+        assert_eq!(
+            choose(Some("avx2"), false),
+            (Isa::Portable, Choice::Avx2Refused)
+        );
+        assert_eq!(
+            choose(Some("sse9"), false),
+            (Isa::Portable, Choice::UnknownValue)
+        );
+    }
+
+    #[test]
+    fn avx2_table_exists_only_when_detected() {
+        assert_eq!(
+            Kernels::for_isa(Isa::Avx2Fma).is_some(),
+            Isa::Avx2Fma.is_available()
+        );
+        assert_eq!(
+            Kernels::for_isa(Isa::Portable).map(|k| k.isa()),
+            Some(Isa::Portable)
+        );
+        assert!(active_isa().is_available());
+    }
 }
