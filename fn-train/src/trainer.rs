@@ -70,6 +70,9 @@ pub struct TrainOutput {
     pub weights: Vec<u8>,
     /// The numbers, also in the weights' metadata.
     pub summary: Summary,
+    /// CPU seconds the job thread spent in `fit` (Linux only; logged, not sent): with
+    /// `train_seconds` it shows how much CPU the pod really got.
+    pub cpu_seconds: Option<f64>,
 }
 
 /// What the job thread needs besides the request.
@@ -134,6 +137,7 @@ pub fn train(
             ControlFlow::Break(_) => ControlFlow::Break(()),
         }
     };
+    let cpu_before = thread_cpu_seconds();
     let report = match model.fit(shard, &fit, optimizer.as_mut(), &mut on_progress) {
         Ok(report) => report,
         Err(engine::Error::Cancelled) => {
@@ -144,6 +148,9 @@ pub fn train(
         }
         Err(e) => return Err(engine_error("training", e)),
     };
+    let cpu_seconds = thread_cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     metrics.add_training_time(report.seconds);
     metrics.add_examples(report.examples as u64);
     let summary = Summary {
@@ -170,7 +177,19 @@ pub fn train(
     };
     let weights = weights::to_bytes(model.params(), &meta)
         .map_err(|e| ApiError::Internal(format!("encoding the update: {e}")))?;
-    Ok(TrainOutput { weights, summary })
+    Ok(TrainOutput {
+        weights,
+        summary,
+        cpu_seconds,
+    })
+}
+
+/// CPU time of the calling thread from `/proc/thread-self/schedstat` (nanoseconds on CPU,
+/// first field), `None` where that file does not exist.
+fn thread_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(nanos as f64 / 1e9)
 }
 
 /// The `fedge.*` metadata of a reply: aggregate numbers only.

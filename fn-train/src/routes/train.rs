@@ -151,6 +151,7 @@ pub async fn execute(state: &AppState, mut job: TrainJob) -> Result<TrainOutput,
             examples = out.summary.num_examples,
             epochs = out.summary.epochs.len(),
             train_seconds = out.summary.train_seconds,
+            train_cpu_seconds = out.cpu_seconds,
             final_loss = out.summary.epochs.last().map(|e| e.loss),
             "training job finished"
         ),
