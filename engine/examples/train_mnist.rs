@@ -117,7 +117,15 @@ fn run(args: &Args) -> BoxResult<()> {
         args.seed
     );
     let started = Instant::now();
-    let cpu_before = thread_cpu_seconds();
+    // Only meaningful when all compute runs on this thread.
+    let cpu_clock = || {
+        if threads == 1 {
+            thread_cpu_seconds()
+        } else {
+            None
+        }
+    };
+    let cpu_before = cpu_clock();
     let report = model.fit(&train, &cfg, &mut opt, &mut |p| {
         bar.inc(1);
         if p.batch % 20 == 0 || p.batch == p.batches {
@@ -130,7 +138,7 @@ fn run(args: &Args) -> BoxResult<()> {
     })?;
     bar.finish();
     let train_secs = started.elapsed().as_secs_f64();
-    let train_cpu = cpu_before.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
+    let train_cpu = cpu_before.zip(cpu_clock()).map(|(a, b)| b - a);
     for (i, e) in report.epochs.iter().enumerate() {
         println!(
             "epoch {}: train loss {:.4} accuracy {:.4}",
@@ -146,10 +154,10 @@ fn run(args: &Args) -> BoxResult<()> {
         per_cpu_second(report.examples, train_cpu)
     );
     let started = Instant::now();
-    let cpu_before = thread_cpu_seconds();
+    let cpu_before = cpu_clock();
     let eval = model.evaluate(&test, 500)?;
     let eval_secs = started.elapsed().as_secs_f64();
-    let eval_cpu = cpu_before.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
+    let eval_cpu = cpu_before.zip(cpu_clock()).map(|(a, b)| b - a);
     println!(
         "test: loss {:.4} accuracy {:.2} % on {} images ({eval_secs:.2} s, {:.0} images/s{})",
         eval.loss,
