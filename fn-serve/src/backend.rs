@@ -5,6 +5,11 @@ use std::path::Path;
 use anyhow::Context;
 pub use engine::{InferenceScratch as Scratch, Pixels};
 
+/// Images per engine micro-batch. Measured on the Table 1 CNN (CPU time per image, one
+/// thread): 16 costs within 5 % of 64 while its scratch is 3.5 MiB instead of 11 MiB,
+/// which keeps the service's resident memory small.
+pub const SCRATCH_MICRO_BATCH: usize = 16;
+
 /// A loaded model and what the service reports about it.
 #[derive(Debug)]
 pub struct Model {
@@ -56,9 +61,10 @@ impl Model {
         self.seq.num_params()
     }
 
-    /// Fresh scratch for this model's architecture.
+    /// Fresh scratch for this model's architecture, for micro-batches of
+    /// [`SCRATCH_MICRO_BATCH`] images.
     pub fn scratch(&self) -> Scratch {
-        Scratch::new(self.seq.spec())
+        Scratch::with_micro_batch(self.seq.spec(), SCRATCH_MICRO_BATCH)
     }
 
     /// Probabilities [N, classes] into `out`.

@@ -76,6 +76,7 @@ async fn run_predict(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let _busy = state.compute().enter();
     let served = state.model(name, version)?;
     let cfg = state.config();
     framing(&headers, cfg.max_body_bytes, false)?;

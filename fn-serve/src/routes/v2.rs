@@ -178,6 +178,7 @@ async fn run_infer(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let _busy = state.compute().enter();
     let mut req = decode(&state, &served, &headers, body).await?;
     let data = req
         .data
