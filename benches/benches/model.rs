@@ -4,6 +4,11 @@
 //! micro-batch sizes. Throughput is in images.
 //!
 //! Run: `FEDGE_THREADS=1 taskset -c 1 cargo bench -p benches --bench model`
+//!
+//! On a shared, loaded machine set `FEDGE_BENCH_CPU_TIME=1`: every routine is then timed by
+//! the CPU time of the benchmarking thread (Linux `/proc/thread-self/schedstat`) instead of
+//! the wall clock, which is what one idle core would take (less the cache sharing). With
+//! one thread all the work runs on that thread.
 
 use std::hint::black_box;
 use std::ops::ControlFlow;
@@ -18,6 +23,30 @@ fn images(n: usize, seed: u64) -> Dataset {
     let pixels = (0..n * 784).map(|_| rng.below(256) as u8).collect();
     let labels = (0..n).map(|_| rng.below(10) as u8).collect();
     Dataset::new(pixels, labels, 28, 28).expect("valid generated data set")
+}
+
+/// CPU time of this thread (Linux), if readable.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(Duration::from_nanos(
+        s.split_whitespace().next()?.parse().ok()?,
+    ))
+}
+
+/// Runs `f` the way criterion asks, timing by thread CPU time when `FEDGE_BENCH_CPU_TIME`
+/// is set and readable, else by the wall clock.
+fn run<R>(b: &mut criterion::Bencher<'_>, mut f: impl FnMut() -> R) {
+    if std::env::var_os("FEDGE_BENCH_CPU_TIME").is_some() && thread_cpu().is_some() {
+        b.iter_custom(|iters| {
+            let start = thread_cpu().unwrap_or_default();
+            for _ in 0..iters {
+                black_box(f());
+            }
+            thread_cpu().unwrap_or_default().saturating_sub(start)
+        });
+    } else {
+        b.iter(f);
+    }
 }
 
 fn check_one_thread() {
@@ -44,7 +73,7 @@ fn train_step(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(8));
     group.throughput(Throughput::Elements(64));
     group.bench_function("table1_cnn/batch64_adam", |b| {
-        b.iter(|| {
+        run(b, || {
             model
                 .fit(&data, &cfg, &mut opt, &mut |_| ControlFlow::Continue(()))
                 .expect("fit")
@@ -71,7 +100,7 @@ fn inference(c: &mut Criterion) {
             group.sample_size(50);
         }
         group.bench_with_input(BenchmarkId::new("table1_cnn", n), &n, |b, _| {
-            b.iter(|| {
+            run(b, || {
                 model
                     .predict_with(Pixels::U8(black_box(input)), &mut out, &mut scratch)
                     .expect("predict")
@@ -96,7 +125,7 @@ fn micro_batch(c: &mut Criterion) {
     for micro in [8usize, 16, 32, 64, 128] {
         let mut scratch = InferenceScratch::with_micro_batch(&spec, micro);
         group.bench_with_input(BenchmarkId::new("table1_cnn_500", micro), &micro, |b, _| {
-            b.iter(|| {
+            run(b, || {
                 model
                     .predict_with(Pixels::U8(black_box(data.images())), &mut out, &mut scratch)
                     .expect("predict")

@@ -11,9 +11,11 @@ use crate::layers::{Layer, Plan};
 use crate::params::ParamSet;
 use crate::spec::{LayerShape, LayerSpec, ModelSpec};
 
-/// Images per inference micro-batch when none is given: large enough for the GEMMs to run
-/// at full speed, small enough to keep the Table 1 CNN's working set around 10 MiB.
-pub const DEFAULT_MICRO_BATCH: usize = 64;
+/// Images per inference micro-batch when none is given. For the Table 1 CNN on one core the
+/// bench's sweep (`infer_micro_batch`, CPU time) gave 8,582 / 9,304 / 9,601 / 9,216 / 8,407
+/// images/s at 8 / 16 / 32 / 64 / 128: 32 is large enough for the GEMMs and keeps the
+/// working set (about 6 MiB) in cache.
+pub const DEFAULT_MICRO_BATCH: usize = 32;
 
 /// Input images for inference: `N * spec.input_len()` values, NCHW.
 #[derive(Debug, Clone, Copy)]
