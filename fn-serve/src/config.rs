@@ -84,7 +84,6 @@ pub struct Config {
 impl Config {
     /// A configuration with every default, serving `model_uri`.
     pub fn for_model(model_uri: impl Into<String>) -> Self {
-        // parse_from cannot fail here: every other argument has a default.
         let mut cfg = Self::defaults();
         cfg.model_uri = model_uri.into();
         cfg
@@ -148,11 +147,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_from_flags_match_for_model() {
-        let parsed = Config::parse_from(["fn-serve", "--model-uri", "/tmp/m.safetensors"]);
-        let built = Config::for_model("/tmp/m.safetensors");
-        assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
-        built.validate().unwrap();
+    fn flags_reproduce_for_model() {
+        // Every flag given explicitly, so the test does not depend on the environment.
+        let d = Config::for_model("/tmp/m.safetensors");
+        let args = [
+            "fn-serve".to_string(),
+            format!("--port={}", d.port),
+            format!("--model-uri={}", d.model_uri),
+            format!("--model-name={}", d.model_name),
+            format!("--poll-seconds={}", d.poll_seconds),
+            format!("--max-body-bytes={}", d.max_body_bytes),
+            format!("--max-batch={}", d.max_batch),
+            format!("--max-inflight-bytes={}", d.max_inflight_bytes),
+            format!("--threads={}", d.threads),
+            format!("--batch-images={}", d.batch_images),
+            format!("--inline-images={}", d.inline_images),
+            format!("--cache-dir={}", d.cache_dir.display()),
+            format!("--request-timeout-seconds={}", d.request_timeout_seconds),
+        ];
+        let parsed = Config::parse_from(&args);
+        assert_eq!(format!("{parsed:?}"), format!("{d:?}"));
+        // And the declared clap defaults are the ones `for_model` uses.
+        use clap::CommandFactory;
+        for arg in Config::command().get_arguments() {
+            let Some(default) = arg.get_default_values().first() else {
+                continue;
+            };
+            let long = arg.get_long().unwrap();
+            let given = args
+                .iter()
+                .find_map(|a| a.strip_prefix(&format!("--{long}=")))
+                .unwrap();
+            assert_eq!(default.to_str().unwrap(), given, "--{long}");
+        }
+        d.validate().unwrap();
+        assert!(Config::for_model("").validate().is_err());
+        let mut bad = Config::for_model("x");
+        bad.model_name = "a/b".into();
+        assert!(bad.validate().is_err());
     }
 
     #[test]
