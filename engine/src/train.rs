@@ -103,6 +103,25 @@ pub struct EvalReport {
     pub examples: usize,
 }
 
+/// Largest training working set [`Sequential::fit`] allocates (activations, gradients, masks
+/// for one batch): a batch size that would need more is refused rather than risking an
+/// out-of-memory abort.
+pub const MAX_TRAIN_BUFFER_BYTES: usize = 2 << 30;
+
+/// Bytes of training buffers per example (activations + gradients + pool indices + masks).
+fn train_bytes_per_example(plan: &Plan) -> usize {
+    let acts: usize = plan.buf_len.iter().sum();
+    let aux: usize = plan
+        .steps
+        .iter()
+        .map(|s| match s.layer {
+            Layer::MaxPool2d(_) | Layer::Dropout(_) => plan.buf_len[s.dst],
+            _ => 0,
+        })
+        .sum();
+    4 * (2 * acts + aux + plan.classes)
+}
+
 /// Training buffers for batches of up to `capacity` examples.
 #[derive(Debug)]
 pub(crate) struct TrainState {
@@ -341,8 +360,8 @@ impl Sequential {
     /// every batch. Training buffers are kept for the next call.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a zero batch size, an empty data set or a bad
-    /// `proximal_mu`; [`Error::Shape`] / [`Error::Data`] when images or labels do not fit
+    /// [`Error::InvalidArgument`] for a zero batch size, a batch whose buffers would exceed
+    /// [`MAX_TRAIN_BUFFER_BYTES`], an empty data set or a bad `proximal_mu`; [`Error::Shape`] / [`Error::Data`] when images or labels do not fit
     /// the model; [`Error::Cancelled`] as soon as `on_progress` returns `Break` (the
     /// parameters then hold the updates made so far).
     pub fn fit(
@@ -373,6 +392,13 @@ impl Sequential {
         }
         check_data(self, data)?;
         let batch = cfg.batch_size.min(data.len());
+        let need = batch.saturating_mul(train_bytes_per_example(&self.plan));
+        if need > MAX_TRAIN_BUFFER_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "batch_size {batch} needs {need} bytes of training buffers, more than the \
+                 {MAX_TRAIN_BUFFER_BYTES}-byte limit"
+            )));
+        }
         if self.train.as_ref().is_none_or(|t| t.capacity < batch) {
             self.train = None; // free the old buffers before allocating the new ones
             self.train = Some(Box::new(TrainState::new(&self.plan, batch)?));

@@ -313,6 +313,19 @@ fn bad_specs_and_parameter_sets_are_refused() -> TestResult {
     }
     let m = Sequential::from_params(engine::presets::table1_cnn(), reversed)?;
     assert_eq!(bits(m.params()), bits(good.params()));
+
+    // A batch whose buffers would exceed the limit is refused before any allocation.
+    let mut m = m;
+    let many = random_data(8000, 784, 10, 3);
+    let huge = FitConfig {
+        batch_size: 8000,
+        ..FitConfig::default()
+    };
+    let mut opt = Adam::new(AdamConfig::default());
+    match m.fit(&many, &huge, &mut opt, &mut no_progress()) {
+        Err(Error::InvalidArgument(msg)) => assert!(msg.contains("batch_size 8000"), "{msg}"),
+        other => panic!("expected the batch to be refused, got {other:?}"),
+    }
     Ok(())
 }
 
