@@ -215,3 +215,41 @@ async fn remote_model_is_fetched_cached_and_polled_with_etag() {
     assert!(!cache.join("mnist-v5.safetensors").exists());
     s.stop().await;
 }
+
+/// The router answers without a socket (`app(state)` + `oneshot`).
+#[tokio::test]
+async fn app_answers_without_a_socket() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    crate::common::write_model(&path, 2, 9);
+    let state =
+        fn_serve::AppState::new(fn_serve::Config::for_model(path.to_str().unwrap())).unwrap();
+    let app = fn_serve::app(state.clone());
+    let ready = Request::builder()
+        .uri("/v2/models/mnist/ready")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.clone().oneshot(ready).await.unwrap().status(), 503);
+    assert!(state.slot().refresh().await.unwrap());
+    let ready = Request::builder()
+        .uri("/v2/models/mnist/ready")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.clone().oneshot(ready).await.unwrap().status(), 200);
+    let infer = Request::builder()
+        .method("POST")
+        .uri("/v2/models/mnist/versions/9/infer")
+        .header("content-type", "application/json")
+        .body(Body::from(crate::common::v2_f32_body(
+            &vec![0.5; 784],
+            &[1, 1, 28, 28],
+        )))
+        .unwrap();
+    let resp = app.oneshot(infer).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    state.compute().shutdown();
+}
