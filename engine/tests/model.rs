@@ -388,3 +388,32 @@ fn cancel_stops_after_the_batch_and_fedprox_changes_the_update() -> TestResult {
     ));
     Ok(())
 }
+
+/// Flatten is channel-major, as PyTorch's `x.flatten(1)` on NCHW: element (c, h, w) of a
+/// [C, H, W] activation is feature `c*H*W + h*W + w` of the next Dense layer.
+#[test]
+fn flatten_feeds_dense_in_pytorch_order() -> TestResult {
+    let spec = ModelSpec::from_json(
+        r#"{"name": "flat", "input_shape": [2, 2, 3], "layers": [
+            {"type": "Flatten"},
+            {"type": "Dense", "name": "fc", "units": 2},
+            {"type": "Softmax"}]}"#,
+    )?;
+    let mut model = Sequential::new(spec, 0)?;
+    let (c, h, w) = (1, 0, 2);
+    let index = c * 2 * 3 + h * 3 + w; // 8
+    for (name, t) in model.params_mut().iter_mut() {
+        let data = t.data_mut();
+        data.fill(0.0);
+        if name == "fc.weight" {
+            data[index] = 1.0; // row 0 picks feature `index`
+        }
+    }
+    let mut x = [0.0f32; 12];
+    x[index] = 0.7;
+    let mut p = [0.0f32; 2];
+    model.predict(Pixels::F32(&x), &mut p)?;
+    let expected = 1.0 / (1.0 + (-0.7f32).exp()); // softmax([0.7, 0])[0]
+    assert!((p[0] - expected).abs() < 1e-6, "{} vs {expected}", p[0]);
+    Ok(())
+}
