@@ -11,6 +11,8 @@
 //! - `FEDGE_BATCH_IMAGES`: largest dynamic batch of small concurrent requests.
 //! - `FEDGE_CACHE_DIR`: where remote models are cached (under /tmp).
 //! - `FEDGE_REQUEST_TIMEOUT_SECONDS`: per-request deadline (408), so a drain cannot hang.
+//! - `FEDGE_MULTI_THREAD_IO` (env only, read by `main_blocking`): use tokio's multi-thread
+//!   runtime even with one compute thread (default there: a current-thread runtime).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -181,10 +181,19 @@ pub async fn run(
 /// `0.0.0.0:$PORT`, [`run`] until SIGTERM / Ctrl-C.
 pub fn main_blocking(config: Config) -> anyhow::Result<()> {
     config.validate()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.compute_threads().max(1))
-        .enable_all()
-        .build()?;
+    // One I/O thread when the quota is one CPU or less (the compute threads do the
+    // heavy work): a current-thread runtime parks and wakes more cheaply.
+    let threads = config.compute_threads().max(1);
+    let rt = if threads == 1 && std::env::var_os("FEDGE_MULTI_THREAD_IO").is_none() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await?;
         run(config, listener, shutdown::sigterm_or_ctrl_c()).await
