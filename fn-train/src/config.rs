@@ -52,7 +52,7 @@ pub struct Config {
     /// Folder of the full MNIST set to partition (when no shard folder is given).
     #[arg(long, env = "MNIST_DIR")]
     pub mnist_dir: Option<PathBuf>,
-    /// Partition of the full set: iid, dirichlet:<alpha> or shards:<per client>.
+    /// Partition of the full set: `iid`, `dirichlet:ALPHA` or `shards:PER_CLIENT`.
     #[arg(long, env = "FEDGE_PARTITION", default_value = "iid")]
     pub partition: String,
     /// This node's index among the clients of the partition.
