@@ -222,3 +222,27 @@ fn init_tracing() {
         builder.json().flatten_event(true).try_init()
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ConfigMap in deploy/aggregator/aggregator.yaml parses into a valid config.
+    #[test]
+    fn deploy_config_map_parses() {
+        let yaml = include_str!("../../deploy/aggregator/aggregator.yaml");
+        let start = yaml.find("aggregator.json: |").unwrap();
+        let json: String = yaml[start..]
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with("---"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cfg: ClusterConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(cfg.clients.len(), 3);
+        assert_eq!(cfg.settings.min_fit_clients, 2);
+        assert_eq!(cfg.limits.max_update_norm, Some(100.0));
+        cfg.settings.validate().unwrap();
+        assert!(cfg.strategy.parse::<StrategyKind>().is_ok());
+    }
+}

@@ -90,6 +90,10 @@ pub struct Summary {
     pub rounds_seconds: f64,
     /// Wall time from start to the end of the serving check, seconds.
     pub total_seconds: f64,
+    /// CPU seconds each fn-train node used by the end of the rounds.
+    pub node_cpu_seconds: Vec<f64>,
+    /// CPU seconds the aggregator process used by the end of the rounds.
+    pub aggregator_cpu_seconds: f64,
     /// The serving check.
     pub serving: Option<ServingReport>,
 }
@@ -323,10 +327,23 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         records.push(r);
     }
     let rounds_seconds = t_rounds.elapsed().as_secs_f64();
+    let node_cpu: Vec<f64> = train_nodes.iter().filter_map(Node::cpu_seconds).collect();
+    let own_cpu = crate::nodes::cpu_seconds_of(std::process::id()).unwrap_or(0.0);
     let history = store.history();
     crate::charts::write_charts(&history, &out.join("charts"))?;
     print_summary_table(&history);
     println!("rounds: {rounds_seconds:.1} s in total");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let total_cpu: f64 = node_cpu.iter().sum::<f64>() + own_cpu;
+    println!(
+        "CPU time: fn-train nodes {} s (incl. shard loading), aggregator {own_cpu:.1} s (evaluation, aggregation, store); {total_cpu:.1} CPU-s in all = {:.1} s of wall time on {cores} idle core(s)",
+        node_cpu
+            .iter()
+            .map(|c| format!("{c:.1}"))
+            .collect::<Vec<_>>()
+            .join(" + "),
+        total_cpu / cores as f64
+    );
 
     let serving = match &serve_node {
         Some(node) => match serving_check(node, &test, &store, &args).await {
@@ -342,6 +359,8 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         rounds: records,
         rounds_seconds,
         total_seconds: t_start.elapsed().as_secs_f64(),
+        node_cpu_seconds: node_cpu,
+        aggregator_cpu_seconds: own_cpu,
         serving,
     };
     std::fs::write(

@@ -162,6 +162,12 @@ impl Node {
         self.child.id()
     }
 
+    /// CPU seconds (user + system) the process has used so far, from `/proc/<pid>/stat`
+    /// (Linux; `None` elsewhere or once it has exited).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.child.id().and_then(cpu_seconds_of)
+    }
+
     /// Closes its stdin (asking it to drain and exit), waits up to `grace`, then kills it.
     pub async fn stop(mut self, grace: Duration) {
         drop(self.child.stdin.take());
@@ -197,6 +203,18 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// CPU seconds (user + system) of process `pid`, from `/proc/<pid>/stat` in USER_HZ ticks
+/// (100 per second on Linux).
+pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 async fn copy_lines(reader: impl AsyncRead + Unpin, file: std::fs::File) {
