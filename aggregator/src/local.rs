@@ -49,7 +49,7 @@ pub struct LocalArgs {
     /// Seed of the initial model, the partition and the clients' shuffling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// fedavg, fedavgm[:momentum[:lr]], fedprox[:mu], median, trimmed-mean[:beta].
+    /// `fedavg`, `fedavgm[:momentum[:lr]]`, `fedprox[:mu]`, `median`, `trimmed-mean[:beta]`.
     #[arg(long, default_value = "fedavg")]
     pub strategy: String,
     /// Fraction of clients sampled per round.
