@@ -18,6 +18,22 @@ pub struct ClientSpec {
     /// Bearer token the node expects (never logged or serialised back out).
     #[serde(default, skip_serializing)]
     pub token: Option<String>,
+    /// How the training request is delivered.
+    #[serde(default)]
+    pub transport: Transport,
+}
+
+/// How a training request reaches a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// `POST {url}/train`, JSON body, safetensors reply.
+    #[default]
+    Http,
+    /// `POST {url}/` as a binary-mode CloudEvent `dev.fedge.train.requested` (as a Knative
+    /// broker delivers it); the reply is a `dev.fedge.train.completed` event whose data is
+    /// the safetensors.
+    Cloudevents,
 }
 
 impl std::fmt::Debug for ClientSpec {
@@ -26,6 +42,7 @@ impl std::fmt::Debug for ClientSpec {
             .field("id", &self.id)
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("transport", &self.transport)
             .finish()
     }
 }
@@ -59,6 +76,11 @@ pub struct TrainRequest {
     /// Time budget from receipt, milliseconds.
     pub deadline_ms: Option<u64>,
 }
+
+/// CloudEvent type of a training request.
+pub const TRAIN_REQUESTED: &str = "dev.fedge.train.requested";
+/// CloudEvent type of a training reply.
+pub const TRAIN_COMPLETED: &str = "dev.fedge.train.completed";
 
 /// A parsed reply.
 #[derive(Debug, Clone)]
@@ -123,11 +145,32 @@ async fn invoke_inner(
     max_bytes: u64,
     start: Instant,
 ) -> Result<TrainReply, InvokeError> {
-    let url = format!("{}/train", client.url.trim_end_matches('/'));
-    let mut builder = http
-        .post(&url)
-        .header(reqwest::header::ACCEPT, "application/octet-stream")
-        .json(request);
+    let base = client.url.trim_end_matches('/');
+    let (url, mut builder) = match client.transport {
+        Transport::Http => {
+            let url = format!("{base}/train");
+            let b = http
+                .post(&url)
+                .header(reqwest::header::ACCEPT, "application/octet-stream")
+                .json(request);
+            (url, b)
+        }
+        Transport::Cloudevents => {
+            let url = format!("{base}/");
+            let body = serde_json::to_vec(request)
+                .map_err(|e| InvokeError::Failed(format!("encoding the request: {e}")))?;
+            let b = http
+                .post(&url)
+                .header("ce-specversion", "1.0")
+                .header("ce-type", TRAIN_REQUESTED)
+                .header("ce-source", "/fedge/aggregator")
+                .header("ce-id", request.nonce.clone())
+                .header("ce-round", request.round.to_string())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+            (url, b)
+        }
+    };
     if let Some(token) = &client.token {
         builder = builder.bearer_auth(token);
     }
@@ -136,6 +179,18 @@ async fn invoke_inner(
         .await
         .map_err(|e| InvokeError::Failed(format!("POST {url}: {}", error_chain(&e))))?;
     let status = resp.status();
+    if client.transport == Transport::Cloudevents && status.is_success() {
+        let ty = resp
+            .headers()
+            .get("ce-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if ty != TRAIN_COMPLETED {
+            return Err(InvokeError::Malformed(format!(
+                "reply event type {ty:?}, expected {TRAIN_COMPLETED:?} in binary mode"
+            )));
+        }
+    }
     if !status.is_success() {
         let body = resp.text().await.unwrap_or_default();
         let body: String = body.chars().take(300).collect();

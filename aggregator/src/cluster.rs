@@ -62,6 +62,9 @@ pub struct ClientEntry {
     /// File holding its token.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// `http` (default) or `cloudevents`.
+    #[serde(default)]
+    pub transport: crate::clients::Transport,
 }
 
 /// The config file.
@@ -148,6 +151,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             id: c.id.clone(),
             url: c.url.clone(),
             token: resolve_token(c)?,
+            transport: c.transport,
         });
     }
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.port)).await?;

@@ -52,6 +52,9 @@ pub struct LocalArgs {
     /// `fedavg`, `fedavgm[:momentum[:lr]]`, `fedprox[:mu]`, `median`, `trimmed-mean[:beta]`.
     #[arg(long, default_value = "fedavg")]
     pub strategy: String,
+    /// How training requests reach the nodes: HTTP `POST /train`, or binary-mode CloudEvents.
+    #[arg(long, value_enum, default_value = "http")]
+    pub transport: crate::clients::Transport,
     /// Fraction of clients sampled per round.
     #[arg(long, default_value_t = 1.0)]
     pub fraction_fit: f64,
@@ -249,6 +252,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             id: id.clone(),
             url: node.url.clone(),
             token: Some(token),
+            transport: args.transport,
         });
         println!("  {id}: {} (pid {})", node.url, node.pid().unwrap_or(0));
         train_nodes.push(node);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregator::clients::{ClientSpec, random_hex};
+use aggregator::clients::{ClientSpec, Transport, random_hex};
 use aggregator::history::{ClientStatus, RoundStatus};
 use aggregator::http::{AppState, app};
 use aggregator::local::test_set_evaluator;
@@ -30,7 +30,13 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
-async fn cluster(n: usize, shard: usize, test: usize, min_fit: usize) -> Cluster {
+async fn cluster(
+    n: usize,
+    shard: usize,
+    test: usize,
+    min_fit: usize,
+    transport: Transport,
+) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let test = mnist::load(&mnist_dir(), mnist::Split::Test)
         .unwrap()
@@ -84,6 +90,7 @@ async fn cluster(n: usize, shard: usize, test: usize, min_fit: usize) -> Cluster
             id,
             url: node.url.clone(),
             token: Some(token),
+            transport,
         });
         nodes.push(node);
     }
@@ -121,7 +128,7 @@ async fn cluster(n: usize, shard: usize, test: usize, min_fit: usize) -> Cluster
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_real_cluster_learns_in_two_rounds() {
-    let c = cluster(3, 500, 1000, 3).await;
+    let c = cluster(3, 500, 1000, 3, Transport::Http).await;
     let before = c.coordinator.store().history()[0]
         .global
         .clone()
@@ -152,7 +159,7 @@ async fn small_real_cluster_learns_in_two_rounds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_round_is_recorded_and_the_round_completes() {
-    let mut c = cluster(3, 1500, 200, 2).await;
+    let mut c = cluster(3, 1500, 200, 2, Transport::Http).await;
     let coord = Arc::clone(&c.coordinator);
     let round = tokio::spawn(async move { coord.run_round().await });
     // Training 1,500 images takes seconds; kill one node while it trains.
@@ -170,6 +177,18 @@ async fn a_node_killed_mid_round_is_recorded_and_the_round_completes() {
     let r = c.coordinator.run_round().await.unwrap();
     assert_eq!(r.status, RoundStatus::Completed);
     assert_eq!(r.clients.len(), 2);
+    for node in c.nodes {
+        node.stop(Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_run_over_binary_mode_cloudevents() {
+    let c = cluster(2, 300, 300, 2, Transport::Cloudevents).await;
+    let r = c.coordinator.run_round().await.unwrap();
+    assert_eq!(r.status, RoundStatus::Completed, "{r:#?}");
+    assert_eq!(r.accepted(), 2);
+    assert!(r.clients.iter().all(|c| c.num_examples == 300));
     for node in c.nodes {
         node.stop(Duration::from_secs(5)).await;
     }

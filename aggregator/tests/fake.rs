@@ -98,6 +98,7 @@ pub async fn spawn_fake(id: &str, behaviour: Behaviour) -> ClientSpec {
         id: id.into(),
         url: format!("http://{addr}"),
         token: Some(token),
+        transport: Default::default(),
     }
 }
 
@@ -127,6 +128,7 @@ pub async fn spawn_dying(id: &str) -> ClientSpec {
         id: id.into(),
         url: format!("http://{addr}"),
         token: None,
+        transport: Default::default(),
     }
 }
 
