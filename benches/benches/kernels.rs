@@ -316,9 +316,51 @@ fn bench_dense_pool(c: &mut Criterion<ThreadCpu>) {
     grp.finish();
 }
 
+/// fc1 forward (1024 -> 256, bias + ReLU) at small batches: `dense_forward` (the GEMV path up
+/// to `dense::GEMV_MAX_BATCH`, GEMM above) beside the plain GEMM it replaces; picks the
+/// threshold.
+fn bench_dense_small(c: &mut Criterion<ThreadCpu>) {
+    let mut grp = configure(c);
+    let k = kernels();
+    for n in [1usize, 2, 4, 6, 8] {
+        let g = DenseGeometry::new(n, 1024, 256).unwrap();
+        let x = values(13, g.input_len());
+        let w = values(14, g.weight_len());
+        let b = values(15, g.out_features);
+        let mut y = vec![0.0; g.output_len()];
+        grp.throughput(Throughput::Elements((2 * n * 1024 * 256) as u64));
+        grp.bench_function(
+            BenchmarkId::new("fc1_forward_small/dense_forward", n),
+            |bch| {
+                bch.iter(|| {
+                    k.dense_forward(&g, &x, &w, Some(&b), Activation::Relu, &mut y)
+                        .unwrap()
+                })
+            },
+        );
+        grp.bench_function(BenchmarkId::new("fc1_forward_small/sgemm", n), |bch| {
+            bch.iter(|| {
+                sgemm(
+                    n,
+                    1024,
+                    256,
+                    1.0,
+                    MatRef::row_major(&x, 1024),
+                    MatRef::col_major(&w, 1024),
+                    0.0,
+                    MatMut::row_major(&mut y, 256),
+                )
+                .unwrap();
+                black_box(&y);
+            })
+        });
+    }
+    grp.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpu);
-    targets = bench_sgemm, bench_conv, bench_dense_pool
+    targets = bench_sgemm, bench_conv, bench_dense_pool, bench_dense_small
 }
 criterion_main!(benches);

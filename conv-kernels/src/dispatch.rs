@@ -75,7 +75,11 @@ pub struct Kernels {
     pub(crate) sum: fn(&[f32]) -> f32,
     pub(crate) conv_direct_plane: fn(&crate::conv2d::direct::PlaneArgs<'_>, &mut [f32]),
     pub(crate) im2col: fn(&crate::geometry::Conv2dGeometry, &[f32], usize, &mut [f32]),
+    pub(crate) dense_rows: DenseRowsFn,
 }
+
+/// `(x, w, bias, relu, y)`: one image through a block of dense rows (see `dense_rows_simd`).
+pub(crate) type DenseRowsFn = fn(&[f32], &[f32], Option<&[f32]>, bool, &mut [f32]);
 
 /// Declares, for each generic algorithm, a portable entry and an AVX2+FMA entry (x86_64 only).
 macro_rules! entries {
@@ -127,6 +131,7 @@ entries! {
     sum => crate::activation::sum_simd: (x: &[f32]) -> f32;
     conv_direct_plane => crate::conv2d::direct::conv_plane: (a: &PlaneArgs<'_>, out: &mut [f32]);
     im2col => crate::conv2d::im2col::im2col_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, col: &mut [f32]);
+    dense_rows => crate::dense::dense_rows_simd: (x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]);
 }
 
 impl Kernels {
@@ -145,6 +150,7 @@ impl Kernels {
             sum: p::sum,
             conv_direct_plane: p::conv_direct_plane,
             im2col: p::im2col,
+            dense_rows: p::dense_rows,
         }
     }
 
@@ -164,6 +170,7 @@ impl Kernels {
         self.sum = a::sum;
         self.conv_direct_plane = a::conv_direct_plane;
         self.im2col = a::im2col;
+        self.dense_rows = a::dense_rows;
         self
     }
 

@@ -54,6 +54,8 @@ fn run_all(k: &Kernels) -> Vec<(String, Vec<u32>)> {
     for (i, g) in [
         DenseGeometry::new(64, 1024, 256).unwrap(),
         DenseGeometry::new(200, 256, 130).unwrap(),
+        // The GEMV path (batch <= GEMV_MAX_BATCH), big enough to split its rows over threads.
+        DenseGeometry::new(3, 2048, 301).unwrap(),
     ]
     .iter()
     .enumerate()

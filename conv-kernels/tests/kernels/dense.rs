@@ -1,7 +1,7 @@
 //! dense on GEMM against `reference`.
 
-use crate::common::{abs, assert_close, tiers, values};
-use conv_kernels::dense::reference;
+use crate::common::{abs, assert_close, bits, tiers, values};
+use conv_kernels::dense::{GEMV_MAX_BATCH, reference};
 use conv_kernels::{Activation, DenseGeometry};
 use proptest::prelude::*;
 
@@ -86,4 +86,53 @@ fn dense_matches_reference_table1_fc1_1024_to_256() {
 #[test]
 fn dense_matches_reference_table1_fc2_256_to_10() {
     check(64, 256, 10, 12, false);
+}
+
+/// The small-batch GEMV path against the reference (odd sizes, vector and scalar tails), and
+/// each image's output bit-identical to the same image run alone (batch-independent order).
+fn check_gemv(n: usize, i: usize, o: usize, seed: u64, relu: bool, bias: bool) {
+    let g = DenseGeometry::new(n, i, o).unwrap();
+    let x = values(seed, g.input_len());
+    let w = values(seed ^ 1, g.weight_len());
+    let b = values(seed ^ 2, o);
+    let b = bias.then_some(&b[..]);
+    let mut want = vec![0.0; g.output_len()];
+    reference::dense_forward(&g, &x, &w, b, relu, &mut want);
+    let mut scale = vec![0.0; g.output_len()];
+    let ab = b.map(abs);
+    reference::dense_forward(&g, &abs(&x), &abs(&w), ab.as_deref(), false, &mut scale);
+    let act = if relu {
+        Activation::Relu
+    } else {
+        Activation::None
+    };
+    let one = DenseGeometry::new(1, i, o).unwrap();
+    for k in tiers() {
+        let t = format!("{:?} gemv {n}x{i}->{o} bias {bias}", k.isa());
+        let mut y = vec![f32::NAN; g.output_len()];
+        k.dense_forward(&g, &x, &w, b, act, &mut y).unwrap();
+        assert_close(&t, &y, &want, &scale, 1e-5, 1e-6);
+        for (img, row) in y.chunks_exact(o).enumerate() {
+            let mut alone = vec![f32::NAN; o];
+            k.dense_forward(&one, &x[img * i..][..i], &w, b, act, &mut alone)
+                .unwrap();
+            assert_eq!(bits(row), bits(&alone), "{t}: image {img} alone differs");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn dense_gemv_matches_reference(n in 1usize..=GEMV_MAX_BATCH, i in 1usize..140, o in 1usize..20,
+                                    seed in any::<u64>(), relu in any::<bool>(), bias in any::<bool>()) {
+        check_gemv(n, i, o, seed, relu, bias);
+    }
+}
+
+#[test]
+fn dense_gemv_matches_reference_table1_shapes() {
+    check_gemv(1, 1024, 256, 21, true, true);
+    check_gemv(GEMV_MAX_BATCH, 1024, 256, 22, true, true);
+    check_gemv(1, 256, 10, 23, false, true);
 }
