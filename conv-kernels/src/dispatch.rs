@@ -76,6 +76,8 @@ pub struct Kernels {
     pub(crate) conv_direct_plane: fn(&crate::conv2d::direct::PlaneArgs<'_>, &mut [f32]),
     pub(crate) im2col: fn(&crate::geometry::Conv2dGeometry, &[f32], usize, &mut [f32]),
     pub(crate) dense_rows: DenseRowsFn,
+    pub(crate) maxpool_2x2_plane:
+        fn(&crate::geometry::Pool2dGeometry, &[f32], &mut [f32], &mut [u32]),
 }
 
 /// `(x, w, bias, relu, y)`: one image through a block of dense rows (see `dense_rows_simd`).
@@ -132,6 +134,7 @@ entries! {
     conv_direct_plane => crate::conv2d::direct::conv_plane: (a: &PlaneArgs<'_>, out: &mut [f32]);
     im2col => crate::conv2d::im2col::im2col_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, col: &mut [f32]);
     dense_rows => crate::dense::dense_rows_simd: (x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]);
+    maxpool_2x2_plane => crate::pool::plane_2x2_simd: (g: &crate::geometry::Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]);
 }
 
 impl Kernels {
@@ -151,6 +154,7 @@ impl Kernels {
             conv_direct_plane: p::conv_direct_plane,
             im2col: p::im2col,
             dense_rows: p::dense_rows,
+            maxpool_2x2_plane: p::maxpool_2x2_plane,
         }
     }
 
@@ -171,6 +175,7 @@ impl Kernels {
         self.conv_direct_plane = a::conv_direct_plane;
         self.im2col = a::im2col;
         self.dense_rows = a::dense_rows;
+        self.maxpool_2x2_plane = a::maxpool_2x2_plane;
         self
     }
 

@@ -32,8 +32,8 @@
 //! `matrixmultiply::sgemm` (which picks its own AVX-512/AVX2/NEON microkernel at runtime);
 //! transposes are strides, never copies. conv2d uses im2col + GEMM with a fused bias + ReLU
 //! epilogue, col2im for the input gradient; see [`conv2d`] for the algorithms and when each
-//! wins. Element-wise kernels (ReLU, dropout, epilogues, sums) and im2col run on the
-//! dispatched SIMD tier.
+//! wins. Element-wise kernels (ReLU, dropout, epilogues, sums), im2col, the 2x2 max-pool and
+//! the small-batch dense GEMV ([`dense::GEMV_MAX_BATCH`]) run on the dispatched SIMD tier.
 //!
 //! ## SIMD dispatch
 //! [`dispatch`] holds two tiers: `Portable` (`wide::f32x4`: SSE2 on x86_64, NEON on aarch64)

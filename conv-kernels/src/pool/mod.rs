@@ -1,7 +1,9 @@
 //! Max-pooling over NCHW planes: forward records the argmax, backward scatters through it.
 //!
-//! Paths: a 2x2 stride-2 fast path (the Table 1 model's pools: fixed-size window, no inner
-//! loops) and a general k/stride path. Planes run in parallel above the work threshold; each
+//! Paths: a 2x2 stride-2 fast path (the Table 1 model's pools) on the dispatched SIMD tier
+//! (8 outputs per step on AVX2, then 4, then scalar: even/odd columns deinterleaved, compare
+//! and blend, indices carried as exact f32), bit-identical to the reference in values and
+//! argmax; and a general k/stride path. Planes run in parallel above the work threshold; each
 //! plane is independent, so results do not depend on the thread count.
 
 pub mod reference;
@@ -9,6 +11,8 @@ pub mod reference;
 use crate::dispatch::{Kernels, kernels};
 use crate::error::{KernelError, Result, check_len};
 use crate::geometry::Pool2dGeometry;
+use crate::simd::F32Vec;
+use crate::simd::portable::Portable;
 use rayon::prelude::*;
 
 /// Forward max-pool. `argmax[i]` receives the in-plane index (`ih * in_w + iw`) of output `i`'s
@@ -38,34 +42,124 @@ pub fn maxpool2d_backward(
     kernels().maxpool2d_backward(g, grad_out, argmax, grad_input)
 }
 
-/// One plane, 2x2 window, stride 2.
-fn plane_2x2(g: &Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+/// Largest input plane the SIMD 2x2 path handles: it carries indices as f32, exact below 2^24.
+const SIMD_MAX_PLANE: usize = 1 << 24;
+
+/// Outputs `ows` of row `oh` of one plane, 2x2 window, stride 2, scalar.
+fn row_2x2_scalar(
+    g: &Pool2dGeometry,
+    x: &[f32],
+    oh: usize,
+    ows: std::ops::Range<usize>,
+    out: &mut [f32],
+    argmax: &mut [u32],
+) {
     let w = g.in_w;
-    for oh in 0..g.out_h {
-        let r0 = &x[2 * oh * w..][..w];
-        let r1 = &x[(2 * oh + 1) * w..][..w];
-        let o = &mut out[oh * g.out_w..][..g.out_w];
-        let a = &mut argmax[oh * g.out_w..][..g.out_w];
-        for ow in 0..g.out_w {
-            let c = 2 * ow;
-            let base = 2 * oh * w + c;
-            // Same rule as the reference (first maximum, NaN never wins), branch-free: the
-            // selects are marked unpredictable (cmov), so random data costs no mispredictions.
-            let mut best = f32::NEG_INFINITY;
-            let mut bi = base;
-            for (v, i) in [
-                (r0[c], base),
-                (r0[c + 1], base + 1),
-                (r1[c], base + w),
-                (r1[c + 1], base + w + 1),
-            ] {
-                let take = v > best;
-                bi = std::hint::select_unpredictable(take, i, bi);
-                best = std::hint::select_unpredictable(take, v, best);
-            }
-            o[ow] = x[bi];
-            a[ow] = bi as u32;
+    let r0 = &x[2 * oh * w..][..w];
+    let r1 = &x[(2 * oh + 1) * w..][..w];
+    let o = &mut out[oh * g.out_w..][..g.out_w];
+    let a = &mut argmax[oh * g.out_w..][..g.out_w];
+    for ow in ows {
+        let c = 2 * ow;
+        let base = 2 * oh * w + c;
+        // Same rule as the reference (first maximum, NaN never wins), branch-free: the
+        // selects are marked unpredictable (cmov), so random data costs no mispredictions.
+        let mut best = f32::NEG_INFINITY;
+        let mut bi = base;
+        for (v, i) in [
+            (r0[c], base),
+            (r0[c + 1], base + 1),
+            (r1[c], base + w),
+            (r1[c + 1], base + w + 1),
+        ] {
+            let take = v > best;
+            bi = std::hint::select_unpredictable(take, i, bi);
+            best = std::hint::select_unpredictable(take, v, best);
         }
+        o[ow] = x[bi];
+        a[ow] = bi as u32;
+    }
+}
+
+/// `V::LANES` outputs of row `oh` from column `ow` on (the caller checked they exist).
+///
+/// The reference's rule, lane-wise: `best` starts at -inf and a candidate replaces it only
+/// when strictly greater (ordered compare: NaN never wins), in row-major window order; the
+/// output is the *input value* at the winning index (the window's first element when none
+/// wins, NaN or -inf included), so values and argmax are bit-identical to the reference.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
+#[inline(always)]
+unsafe fn vec_2x2<V: F32Vec>(
+    g: &Pool2dGeometry,
+    x: &[f32],
+    oh: usize,
+    ow: usize,
+    out: &mut [f32],
+    argmax: &mut [u32],
+) {
+    const STEPS: [f32; 16] = [
+        0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 26.0, 28.0, 30.0,
+    ];
+    let w = g.in_w;
+    let c = 2 * ow;
+    let base = 2 * oh * w + c;
+    let o = oh * g.out_w + ow;
+    // SAFETY: the caller guarantees `V`'s ISA; loads and stores are bounds-checked slices.
+    unsafe {
+        let (a0, a1) = V::load_deinterleave(&x[base..]);
+        let (b0, b1) = V::load_deinterleave(&x[base + w..]);
+        // Exact: every index is below SIMD_MAX_PLANE = 2^24.
+        let i0 = V::splat(base as f32).add(V::load(&STEPS));
+        let ninf = V::splat(f32::NEG_INFINITY);
+        let mut best = a0.select_gt(ninf, a0, ninf);
+        let mut val = a0;
+        let mut idx = i0;
+        for (v, off) in [(a1, 1.0), (b0, w as f32), (b1, (w + 1) as f32)] {
+            let vi = i0.add(V::splat(off));
+            val = v.select_gt(best, v, val);
+            idx = v.select_gt(best, vi, idx);
+            best = v.select_gt(best, v, best);
+        }
+        val.store(&mut out[o..]);
+        idx.store_index(&mut argmax[o..]);
+    }
+}
+
+/// One plane, 2x2 window, stride 2: `V`-wide blocks of each output row, then 4-wide blocks
+/// (when `V` is wider), then scalar.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
+#[inline(always)]
+pub(crate) unsafe fn plane_2x2_simd<V: F32Vec>(
+    g: &Pool2dGeometry,
+    x: &[f32],
+    out: &mut [f32],
+    argmax: &mut [u32],
+) {
+    if g.in_h * g.in_w > SIMD_MAX_PLANE {
+        for oh in 0..g.out_h {
+            row_2x2_scalar(g, x, oh, 0..g.out_w, out, argmax);
+        }
+        return;
+    }
+    for oh in 0..g.out_h {
+        let mut ow = 0;
+        while ow + V::LANES <= g.out_w {
+            // SAFETY: the caller guarantees `V`'s ISA.
+            unsafe { vec_2x2::<V>(g, x, oh, ow, out, argmax) };
+            ow += V::LANES;
+        }
+        if V::LANES > Portable::LANES {
+            while ow + Portable::LANES <= g.out_w {
+                // SAFETY: `Portable` needs only the target's baseline ISA.
+                unsafe { vec_2x2::<Portable>(g, x, oh, ow, out, argmax) };
+                ow += Portable::LANES;
+            }
+        }
+        row_2x2_scalar(g, x, oh, ow..g.out_w, out, argmax);
     }
 }
 
@@ -108,7 +202,7 @@ impl Kernels {
         let fast = (g.kernel_h, g.kernel_w, g.stride_h, g.stride_w) == (2, 2, 2, 2);
         let plane = |x: &[f32], o: &mut [f32], a: &mut [u32]| {
             if fast {
-                plane_2x2(g, x, o, a)
+                (self.maxpool_2x2_plane)(g, x, o, a)
             } else {
                 plane_general(g, x, o, a)
             }

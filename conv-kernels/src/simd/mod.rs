@@ -66,4 +66,21 @@ pub(crate) unsafe trait F32Vec: Copy {
     /// # Safety
     /// The CPU supports the implementation's ISA.
     unsafe fn reduce_sum(self) -> f32;
+    /// Loads `2 * LANES` elements of `src` (panics if shorter) split into the even-indexed
+    /// and the odd-indexed ones, each in order.
+    ///
+    /// # Safety
+    /// The CPU supports the implementation's ISA.
+    unsafe fn load_deinterleave(src: &[f32]) -> (Self, Self);
+    /// Lane-wise `if self > than { a } else { b }` (ordered: false when either is NaN).
+    ///
+    /// # Safety
+    /// The CPU supports the implementation's ISA.
+    unsafe fn select_gt(self, than: Self, a: Self, b: Self) -> Self;
+    /// Stores lanes holding integers in `[0, 2^24]` as `u32` into the first `LANES` elements of
+    /// `dst` (panics if shorter).
+    ///
+    /// # Safety
+    /// The CPU supports the implementation's ISA.
+    unsafe fn store_index(self, dst: &mut [u32]);
 }

@@ -52,4 +52,24 @@ unsafe impl F32Vec for Portable {
         let a = self.0.to_array();
         (a[0] + a[1]) + (a[2] + a[3])
     }
+    #[inline(always)]
+    unsafe fn load_deinterleave(src: &[f32]) -> (Self, Self) {
+        let s = &src[..8];
+        (
+            Self(f32x4::from([s[0], s[2], s[4], s[6]])),
+            Self(f32x4::from([s[1], s[3], s[5], s[7]])),
+        )
+    }
+    #[inline(always)]
+    unsafe fn select_gt(self, than: Self, a: Self, b: Self) -> Self {
+        Self(self.0.simd_gt(than.0).bitselect(a.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn store_index(self, dst: &mut [u32]) {
+        let v = self.0.fast_trunc_int().to_array();
+        let d = &mut dst[..4];
+        for (d, v) in d.iter_mut().zip(v) {
+            *d = v as u32;
+        }
+    }
 }

@@ -75,4 +75,40 @@ unsafe impl F32Vec for Avx2 {
             _mm_cvtss_f32(s)
         }
     }
+    #[inline(always)]
+    unsafe fn load_deinterleave(src: &[f32]) -> (Self, Self) {
+        let s = &src[..16];
+        // SAFETY: `s` holds 16 readable f32 (checked above), read as two unaligned 8-lane
+        // loads; AVX2 availability is the caller's precondition.
+        unsafe {
+            let lo = _mm256_loadu_ps(s.as_ptr());
+            let hi = _mm256_loadu_ps(s[8..].as_ptr());
+            // Per 128-bit half: [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6]; then 64-bit blocks
+            // reordered 0, 2, 1, 3 gives x0 x2 .. x14 in order (likewise the odd ones).
+            let even = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+            let odd = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
+            let fix = |v: __m256| {
+                _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+            };
+            (Self(fix(even)), Self(fix(odd)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn select_gt(self, than: Self, a: Self, b: Self) -> Self {
+        // SAFETY: AVX availability is the caller's precondition.
+        unsafe {
+            let mask = _mm256_cmp_ps::<_CMP_GT_OQ>(self.0, than.0);
+            Self(_mm256_blendv_ps(b.0, a.0, mask))
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_index(self, dst: &mut [u32]) {
+        let d = &mut dst[..8];
+        // SAFETY: `d` holds 8 writable u32 (checked above), written by one unaligned 256-bit
+        // store; AVX availability is the caller's precondition.
+        unsafe {
+            let i = _mm256_cvttps_epi32(self.0);
+            _mm256_storeu_si256(d.as_mut_ptr().cast::<__m256i>(), i)
+        }
+    }
 }
