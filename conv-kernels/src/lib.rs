@@ -50,7 +50,8 @@
 //! row panels of a GEMM output); the weight gradient reduces over the batch in a fixed chunk
 //! order that depends on the geometry alone. Results are therefore bit-identical for any
 //! thread count (tested with 1 vs 2 threads); they are *not* bit-identical across tiers
-//! (FMA rounds once). Below [`threads::PAR_MIN_FLOPS`] of work, or with one thread, kernels
+//! (FMA rounds once), nor across batch sizes on either side of
+//! [`dense::GEMV_MAX_BATCH`] (the small-batch dense path sums in another order). Below [`threads::PAR_MIN_FLOPS`] of work, or with one thread, kernels
 //! run inline without entering the pool.
 //!
 //! ## Unsafe policy

@@ -1,4 +1,5 @@
-//! Predictions are bit-identical to the engine's, over every protocol and encoding.
+//! Predictions equal the engine's (to float rounding: the server's batching may differ from the
+//! reference call's), over every protocol and encoding.
 
 use serde_json::json;
 
@@ -220,7 +221,7 @@ async fn v1_instances_and_inputs_match_the_engine() {
 }
 
 /// Concurrent single-image requests (dynamic batching fuses them) each get their own
-/// answer, identical to the engine's.
+/// answer, equal to the engine's.
 #[tokio::test]
 async fn concurrent_requests_each_get_their_own_prediction() {
     let s = std::sync::Arc::new(Server::start(|c| c.threads = 1).await);

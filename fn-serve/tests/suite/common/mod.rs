@@ -169,11 +169,20 @@ pub fn v2_probs(v: &serde_json::Value) -> Vec<f32> {
         .collect()
 }
 
-/// Asserts bit-identical probabilities, naming the first difference.
+/// Asserts the served probabilities equal the engine's to within float rounding
+/// (1e-5 relative, 1e-7 absolute),
+/// naming the first difference. Not bit-for-bit: the server batches concurrent requests
+/// and cuts large ones into micro-batches, and conv-kernels' dense layer takes a GEMV path
+/// at batch <= 6 whose summation order differs from the GEMM path's, so the same image can
+/// round differently in its last bits depending on the batch it was computed in.
 pub fn assert_same(got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "lengths");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert_eq!(g.to_bits(), w.to_bits(), "index {i}: got {g}, expected {w}");
+        let tolerance = 1e-5 * w.abs() + 1e-7;
+        assert!(
+            (g - w).abs() <= tolerance,
+            "index {i}: got {g}, expected {w} (tolerance {tolerance})"
+        );
     }
 }
 
