@@ -93,6 +93,18 @@ start_server "$OUT/load.json"
 PID=$(server_pid)
 IDLE_START=$(rss_kib "$PID")
 curl -fs -o /dev/null -H 'content-type: application/json' --data-binary @"$FIX/one.json" "$URL/v2/models/mnist/infer"
+# Warm latency of a request that finds the server idle (paced below the quota): what a
+# caller of a warm pod sees. The wrk runs after it are closed loops that keep the 0.4 CPU
+# quota saturated, so their tails measure CFS throttling as much as the request itself.
+paced() { # $1 body file, $2 count, $3 pause (s), $4 output: one curl time_total per line
+  for _ in $(seq 1 "$2"); do
+    curl -fs -o /dev/null -w '%{time_total}\n' -H 'content-type: application/json' \
+      --data-binary @"$1" "$URL/v2/models/mnist/infer"
+    sleep "$3"
+  done > "$4"
+}
+paced "$FIX/one.json" 200 0.02 "$OUT/paced-1img.txt"
+paced "$FIX/b500.json" 15 0.7 "$OUT/paced-500img.txt"
 wrk_run "$FIX/one.json" 1 1 10 "$OUT/wrk-1img.txt"
 wrk_run "$FIX/b500.json" 1 1 10 "$OUT/wrk-500img.txt"
 wrk_run "$FIX/one.json" 2 32 "$DURATION" "$OUT/wrk-32c.txt"
@@ -111,6 +123,11 @@ B_STATUS=$(curl -s -o "$OUT/resp-10k.bin" -w '%{http_code} %{time_total}' -H 'co
   -H "inference-header-content-length: $(cat "$FIX/b10k_u8.hlen")" --data-binary @"$FIX/b10k_u8.bin" "$URL/v2/models/mnist/infer")
 stop_server
 
+ms_pcts() { # p50 / p99 / max in ms of a file of seconds, one per line
+  sort -n "$1" | awk '{a[NR] = $1 * 1000} END {
+    i50 = int(NR * 0.5); i99 = int(NR * 0.99); if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1
+    printf "p50 %.2f ms, p99 %.2f ms, max %.2f ms", a[i50], a[i99], a[NR] }'
+}
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 {
   echo "fn-serve bench $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, limits: ${LIMITS[*]}"
@@ -118,6 +135,8 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
   echo "cold start (run-limited):  $(tail -1 "$OUT/cold-limited.txt")"
   echo "cold start (no limits):    $(tail -1 "$OUT/cold-bare.txt")"
   echo "idle RSS: $((IDLE_START / 1024)) MiB after start ($IDLE_START KiB), $((IDLE_AFTER / 1024)) MiB after the load runs ($IDLE_AFTER KiB)"
+  echo "1 image, paced 20 ms apart (200): $(ms_pcts "$OUT/paced-1img.txt")"
+  echo "500 images, paced 0.7 s apart (15): $(ms_pcts "$OUT/paced-500img.txt")"
   echo "1 image, 1 connection, 10 s: p50 $(pct 50% "$OUT/wrk-1img.txt") p99 $(pct 99% "$OUT/wrk-1img.txt") $(rps "$OUT/wrk-1img.txt") req/s, errors $(errors "$OUT/wrk-1img.txt")"
   echo "500 images, 1 connection, 10 s: p50 $(pct 50% "$OUT/wrk-500img.txt") p99 $(pct 99% "$OUT/wrk-500img.txt") $(rps "$OUT/wrk-500img.txt") req/s, errors $(errors "$OUT/wrk-500img.txt")"
   echo "1 image, 32 connections, ${DURATION} s: $(rps "$OUT/wrk-32c.txt") req/s, p50 $(pct 50% "$OUT/wrk-32c.txt") p99 $(pct 99% "$OUT/wrk-32c.txt"), errors $(errors "$OUT/wrk-32c.txt"), throttled $LOAD_THROTTLED ms"
