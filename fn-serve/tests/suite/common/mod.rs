@@ -9,7 +9,8 @@ use tokio::sync::oneshot;
 
 /// The first `n` MNIST test images (u8, 784 each); generated ones if MNIST is absent.
 pub fn mnist_images(n: usize) -> Vec<u8> {
-    let dir = std::env::var("MNIST_DIR").unwrap_or_else(|_| "/work/shared/data/mnist".into());
+    let dir = std::env::var("MNIST_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/mnist").into());
     let path = Path::new(&dir).join("t10k-images-idx3-ubyte.gz");
     if let Ok((images, count, rows, cols)) = engine::data::idx::read_images(&path) {
         assert_eq!(rows * cols, 784);
