@@ -59,7 +59,8 @@ fn no_progress() -> impl FnMut(&engine::Progress) -> ControlFlow<()> {
 }
 
 fn mnist_dir() -> std::path::PathBuf {
-    mnist::dir_from_env().unwrap_or_else(|_| "/work/shared/data/mnist".into())
+    mnist::dir_from_env()
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/mnist").into())
 }
 
 fn bits(p: &ParamSet) -> Vec<u32> {
