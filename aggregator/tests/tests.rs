@@ -7,3 +7,4 @@ mod fake;
 mod faults;
 mod http_api;
 mod rounds;
+mod serve;

@@ -1,0 +1,173 @@
+//! `aggregator serve` end to end: the real binary in cluster mode, configured by a JSON file
+//! and env tokens, runs a round against two real fn-train child processes when asked with
+//! `POST /v1/rounds`, then serves the new version.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use aggregator::clients::random_hex;
+use aggregator::nodes::Node;
+
+fn mnist_dir() -> PathBuf {
+    std::env::var_os("MNIST_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist"),
+        PathBuf::from,
+    )
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_mode_runs_a_requested_round_against_real_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_aggregator"));
+    let http = reqwest::Client::new();
+    let mut nodes = Vec::new();
+    let mut clients = Vec::new();
+    let mut token_envs = Vec::new();
+    for i in 0..2 {
+        let id = format!("edge-{i}");
+        let token = random_hex(16);
+        let args: Vec<String> = [
+            "--client-id",
+            &id,
+            "--mnist-dir",
+            &mnist_dir().display().to_string(),
+            "--client-index",
+            &i.to_string(),
+            "--num-clients",
+            "2",
+            "--shard-limit",
+            "300",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let envs = [
+            ("FEDGE_TRAIN_TOKEN", token.clone()),
+            ("FEDGE_THREADS", "1".into()),
+        ];
+        let log = dir.path().join(format!("{id}.log"));
+        let node = Node::spawn_exe(
+            &exe,
+            &id,
+            "fn-train",
+            &args,
+            &envs,
+            &log,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        node.wait_ready(&http, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let var = format!("FEDGE_TOKEN_EDGE_{i}");
+        clients.push(serde_json::json!({ "id": id, "url": node.url, "token_env": var }));
+        token_envs.push((var, token));
+        nodes.push(node);
+    }
+    let config = serde_json::json!({
+        "clients": clients,
+        "settings": { "min_fit_clients": 2, "min_available_clients": 2 },
+        "train": { "epochs": 1, "batch_size": 32, "optimizer": { "type": "adam", "lr": 0.001 }, "seed": 3 },
+    });
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut cmd = tokio::process::Command::new(&exe);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--store-dir")
+        .arg(dir.path().join("store"))
+        .env("MNIST_DIR", mnist_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in &token_envs {
+        cmd.env(k, v);
+    }
+    let mut server = cmd.spawn().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "aggregator serve never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Version 0 (the initial model) exists before any round.
+    let latest = http
+        .get(format!("{base}/v1/models/mnist/latest"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(latest.status(), 200);
+    assert_eq!(latest.headers()["x-model-version"], "0");
+
+    let started = http
+        .post(format!("{base}/v1/rounds"))
+        .json(&serde_json::json!({ "rounds": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202, "{:?}", started.text().await);
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let round = loop {
+        let history: Vec<serde_json::Value> = http
+            .get(format!("{base}/v1/rounds"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(r) = history.iter().find(|r| r["round"] == 1) {
+            break r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "round 1 never recorded: {history:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(round["status"], "completed", "{round:#}");
+    let accepted = round["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "accepted" || c["status"]["accepted"].is_object())
+        .count();
+    assert_eq!(accepted, 2, "{round:#}");
+
+    let latest = http
+        .get(format!("{base}/v1/models/mnist/latest"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(latest.status(), 200);
+    assert_eq!(latest.headers()["x-model-version"], "1");
+    let weights = engine::weights::from_bytes(latest.bytes().await.unwrap().to_vec()).unwrap();
+    assert_eq!(weights.meta.round, 1);
+
+    server.kill().await.unwrap();
+    for node in nodes {
+        node.stop(Duration::from_secs(5)).await;
+    }
+}
