@@ -147,7 +147,9 @@ pub async fn run(
         .await;
     supervisor.abort();
     served?;
-    if loader.is_finished() {
+    // Not draining means the loader stopped the server: it failed and is about to return
+    // its error (it notifies first), so wait for it rather than exiting 0 on a race.
+    if loader.is_finished() || !state.draining() {
         loader.await??;
     }
     tracing::info!("fn-train stopped");
