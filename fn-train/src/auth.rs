@@ -27,7 +27,14 @@ pub async fn require_bearer(
                     .then_some(token.trim())
             });
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
-            return ApiError::Unauthorized.into_response();
+            // The request body is left unread, so hyper cannot reuse the connection; say so,
+            // or a keep-alive client would send its next request into a closing socket.
+            let mut response = ApiError::Unauthorized.into_response();
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return response;
         }
     }
     next.run(request).await
