@@ -2,11 +2,10 @@
 //! `aggregator` binary (hidden `fn-train` subcommand), each with its own small MNIST shard,
 //! talking HTTP to a coordinator in this process.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregator::clients::{ClientSpec, Transport, random_hex};
+use aggregator::clients::{ClientSpec, Transport};
 use aggregator::history::{ClientStatus, RoundStatus};
 use aggregator::http::{AppState, app};
 use aggregator::local::test_set_evaluator;
@@ -17,12 +16,7 @@ use aggregator::strategy::{RoundSettings, Strategy, StrategyKind};
 use aggregator::validate::ValidationLimits;
 use engine::data::mnist;
 
-fn mnist_dir() -> PathBuf {
-    std::env::var_os("MNIST_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist"),
-        PathBuf::from,
-    )
-}
+use crate::support::{mnist_dir, spawn_train_node};
 
 struct Cluster {
     nodes: Vec<Node>,
@@ -46,46 +40,10 @@ async fn cluster(
     let url = format!("http://{}", listener.local_addr().unwrap());
     let state = AppState::new(Arc::clone(&store), None);
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_aggregator"));
-    let http = reqwest::Client::new();
     let (mut nodes, mut clients) = (Vec::new(), Vec::new());
     for i in 0..n {
         let id = format!("client-{i}");
-        let token = random_hex(16);
-        let args: Vec<String> = [
-            "--client-id",
-            &id,
-            "--mnist-dir",
-            &mnist_dir().display().to_string(),
-            "--client-index",
-            &i.to_string(),
-            "--num-clients",
-            &n.to_string(),
-            "--shard-limit",
-            &shard.to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let envs = [
-            ("FEDGE_TRAIN_TOKEN", token.clone()),
-            ("FEDGE_THREADS", "1".to_string()),
-        ];
-        let log = dir.path().join(format!("{id}.log"));
-        let node = Node::spawn_exe(
-            &exe,
-            &id,
-            "fn-train",
-            &args,
-            &envs,
-            &log,
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
-        node.wait_ready(&http, Duration::from_secs(60))
-            .await
-            .unwrap();
+        let (node, token) = spawn_train_node(dir.path(), &id, i, n, shard).await;
         clients.push(ClientSpec {
             id,
             url: node.url.clone(),

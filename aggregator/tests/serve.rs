@@ -6,15 +6,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use aggregator::clients::random_hex;
-use aggregator::nodes::Node;
-
-fn mnist_dir() -> PathBuf {
-    std::env::var_os("MNIST_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist"),
-        PathBuf::from,
-    )
-}
+use crate::support::{mnist_dir, spawn_train_node};
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -31,41 +23,7 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
     let mut token_envs = Vec::new();
     for i in 0..2 {
         let id = format!("edge-{i}");
-        let token = random_hex(16);
-        let args: Vec<String> = [
-            "--client-id",
-            &id,
-            "--mnist-dir",
-            &mnist_dir().display().to_string(),
-            "--client-index",
-            &i.to_string(),
-            "--num-clients",
-            "2",
-            "--shard-limit",
-            "300",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let envs = [
-            ("FEDGE_TRAIN_TOKEN", token.clone()),
-            ("FEDGE_THREADS", "1".into()),
-        ];
-        let log = dir.path().join(format!("{id}.log"));
-        let node = Node::spawn_exe(
-            &exe,
-            &id,
-            "fn-train",
-            &args,
-            &envs,
-            &log,
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
-        node.wait_ready(&http, Duration::from_secs(60))
-            .await
-            .unwrap();
+        let (node, token) = spawn_train_node(dir.path(), &id, i, 2, 300).await;
         let var = format!("FEDGE_TOKEN_EDGE_{i}");
         clients.push(serde_json::json!({ "id": id, "url": node.url, "token_env": var }));
         token_envs.push((var, token));

@@ -8,3 +8,4 @@ mod faults;
 mod http_api;
 mod rounds;
 mod serve;
+mod support;

@@ -1,0 +1,64 @@
+//! Shared by the tests that run real fn-train nodes: where MNIST is, and how a node starts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aggregator::clients::random_hex;
+use aggregator::nodes::Node;
+
+/// `$MNIST_DIR`, else the shared copy beside the repository.
+pub fn mnist_dir() -> PathBuf {
+    std::env::var_os("MNIST_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist"),
+        PathBuf::from,
+    )
+}
+
+/// Starts client `index` of `clients` as an fn-train child process of the built
+/// `aggregator` binary, with a `shard`-image IID partition, one compute thread and a fresh
+/// bearer token; returns once its shard is loaded.
+pub async fn spawn_train_node(
+    logs: &Path,
+    id: &str,
+    index: usize,
+    clients: usize,
+    shard: usize,
+) -> (Node, String) {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_aggregator"));
+    let token = random_hex(16);
+    let args: Vec<String> = [
+        "--client-id",
+        id,
+        "--mnist-dir",
+        &mnist_dir().display().to_string(),
+        "--client-index",
+        &index.to_string(),
+        "--num-clients",
+        &clients.to_string(),
+        "--shard-limit",
+        &shard.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let envs = [
+        ("FEDGE_TRAIN_TOKEN", token.clone()),
+        ("FEDGE_THREADS", "1".to_string()),
+    ];
+    let log = logs.join(format!("{id}.log"));
+    let node = Node::spawn_exe(
+        &exe,
+        id,
+        "fn-train",
+        &args,
+        &envs,
+        &log,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    node.wait_ready(&reqwest::Client::new(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    (node, token)
+}
