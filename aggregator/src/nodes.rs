@@ -246,8 +246,22 @@ pub fn check_torture_version(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that a server state's bytes are the torture state of `version` (every value
+/// `-version`).
+pub fn check_torture_state(bytes: &[u8], version: u64) -> Result<(), String> {
+    let w = engine::weights::from_bytes(bytes.to_vec()).map_err(|e| e.to_string())?;
+    let expected = -(version as f32);
+    for (name, t) in w.params.iter() {
+        if let Some(v) = t.data().iter().find(|&&v| v != expected) {
+            return Err(format!("state `{name}` holds {v}, expected {expected}"));
+        }
+    }
+    Ok(())
+}
+
 /// Commits versions to the store in `dir` as fast as it can (each a full Table 1 model
-/// whose parameters all equal the version number), up to `versions`, for crash tests.
+/// whose parameters all equal the version number, and from version 1 a server state of
+/// `-version`), up to `versions`, for crash tests.
 pub fn store_torture(dir: &Path, versions: u64) -> anyhow::Result<()> {
     let spec = engine::presets::table1_cnn();
     let store = ModelStore::open_checked(dir, "mnist", &check_torture_version)?;
@@ -263,7 +277,19 @@ pub fn store_torture(dir: &Path, versions: u64) -> anyhow::Result<()> {
         meta.version = version;
         meta.round = round;
         let bytes = engine::weights::to_bytes(&torture_params(&spec, version as f32)?, &meta)?;
-        store.commit(bytes, &torture_record(round, Some(version)))?;
+        // Versions after the first carry a server state too, as FedAvgM's rounds do.
+        let state = match version {
+            0 => None,
+            v => Some(engine::weights::to_bytes(
+                &torture_params(&spec, -(v as f32))?,
+                &meta,
+            )?),
+        };
+        store.commit_with_state(
+            bytes,
+            state.as_deref(),
+            &torture_record(round, Some(version)),
+        )?;
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use crate::history::{
     ClientRecord, ClientStatus, GlobalMetrics, RoundRecord, RoundStatus, RoundTimings, unix_ms,
 };
 use crate::store::ModelStore;
-use crate::strategy::{RoundSettings, Strategy};
+use crate::strategy::{RoundSettings, Strategy, StrategyKind};
 use crate::validate::{self, Claimed, Expected, ValidationLimits};
 
 /// A sampled client, the nonce it was sent and what came back.
@@ -94,6 +94,33 @@ impl std::fmt::Debug for CoordinatorConfig {
     }
 }
 
+/// Gives `strategy` the state saved with the store's latest version, so a restarted
+/// aggregator continues FedAvgM with its momentum rather than from zero.
+fn restore_server_state(store: &ModelStore, strategy: &mut Strategy) -> anyhow::Result<()> {
+    let Some(version) = store.latest_version() else {
+        return Ok(());
+    };
+    if !matches!(strategy.kind(), StrategyKind::Fedavgm { .. }) {
+        return Ok(());
+    }
+    match store.read_server_state(version)? {
+        Some(bytes) => {
+            let state = engine::weights::from_bytes(bytes)
+                .with_context(|| format!("the server state of version {version}"))?;
+            tracing::info!(version, "restored the FedAvgM momentum");
+            strategy.restore_server_state(state.params);
+        }
+        None if version > 0 => {
+            tracing::warn!(
+                version,
+                "no server state saved with the latest version: FedAvgM momentum starts from zero"
+            );
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 /// Runs rounds; one at a time (a second caller waits).
 #[derive(Debug)]
 pub struct Coordinator {
@@ -113,7 +140,9 @@ impl Coordinator {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .context("building the HTTP client")?;
-        let strategy = tokio::sync::Mutex::new(cfg.strategy.clone());
+        let mut strategy = cfg.strategy.clone();
+        restore_server_state(&cfg.store, &mut strategy)?;
+        let strategy = tokio::sync::Mutex::new(strategy);
         Ok(Self {
             cfg,
             http,
@@ -160,7 +189,7 @@ impl Coordinator {
             },
             failure: None,
         };
-        self.commit(params, record, start).await?;
+        self.commit(params, None, record, start).await?;
         Ok(0)
     }
 
@@ -233,10 +262,10 @@ impl Coordinator {
         }
 
         let t = Instant::now();
-        let next = {
-            let mut strategy = self.strategy.lock().await.clone();
+        let mut strategy = self.strategy.lock().await.clone();
+        let aggregated = {
             let global = Arc::clone(&global);
-            let (new_strategy, next) = tokio::task::spawn_blocking(move || {
+            let (after, next) = tokio::task::spawn_blocking(move || {
                 let updates: Vec<(&ParamSet, u64)> = accepted
                     .iter()
                     .map(|(_, r)| (&r.params, r.num_examples))
@@ -245,13 +274,12 @@ impl Coordinator {
                 (strategy, next)
             })
             .await?;
-            match next {
-                Ok(next) => {
-                    *self.strategy.lock().await = new_strategy;
-                    next
-                }
-                Err(e) => return self.fail(record, format!("aggregation: {e}"), start).await,
-            }
+            strategy = after;
+            next
+        };
+        let next = match aggregated {
+            Ok(next) => next,
+            Err(e) => return self.fail(record, format!("aggregation: {e}"), start).await,
         };
         record.timings.aggregation = t.elapsed().as_secs_f64();
 
@@ -261,7 +289,11 @@ impl Coordinator {
         record.timings.evaluation = t.elapsed().as_secs_f64();
         record.status = RoundStatus::Completed;
         record.version = Some(self.cfg.store.next_version());
-        self.commit(next, record, start).await
+        let server_state = strategy.server_state().cloned();
+        let record = self.commit(next, server_state, record, start).await?;
+        // The strategy's state advances only with a committed round.
+        *self.strategy.lock().await = strategy;
+        Ok(record)
     }
 
     async fn evaluate(&self, params: &Arc<ParamSet>) -> anyhow::Result<Option<GlobalMetrics>> {
@@ -274,9 +306,11 @@ impl Coordinator {
         Ok(Some(metrics))
     }
 
+    /// Stores `params` as the record's version, with the strategy's `server_state` beside it.
     async fn commit(
         &self,
         params: Arc<ParamSet>,
+        server_state: Option<ParamSet>,
         mut record: RoundRecord,
         start: Instant,
     ) -> anyhow::Result<RoundRecord> {
@@ -296,9 +330,17 @@ impl Coordinator {
             meta.extra
                 .insert("fedge.strategy".into(), record.strategy.clone());
             let bytes = engine::weights::to_bytes(&params, &meta)?;
+            let state = match &server_state {
+                Some(state) => {
+                    meta.extra
+                        .insert("fedge.server_state".into(), "fedavgm-momentum".into());
+                    Some(engine::weights::to_bytes(state, &meta)?)
+                }
+                None => None,
+            };
             record.timings.store = t.elapsed().as_secs_f64();
             record.timings.total = start.elapsed().as_secs_f64();
-            store.commit(bytes, &record)?;
+            store.commit_with_state(bytes, state.as_deref(), &record)?;
             Ok(record)
         })
         .await??;

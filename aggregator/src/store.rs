@@ -3,9 +3,11 @@
 //! On disk, one directory:
 //!
 //! ```text
-//! <dir>/versions/000000.safetensors   one file per version, never rewritten in place
-//! <dir>/latest                        the current version number, as text
-//! <dir>/history.jsonl                 one RoundRecord per line, appended
+//! <dir>/versions/000000.safetensors                one file per version, never rewritten in place
+//! <dir>/versions/000000.server-state.safetensors   the strategy's state after that version
+//!                                                  (FedAvgM's momentum), for the latest only
+//! <dir>/latest                                     the current version number, as text
+//! <dir>/history.jsonl                              one RoundRecord per line, appended
 //! ```
 //!
 //! Every file that is replaced (a version, `latest`) is written to a temporary file in the
@@ -14,8 +16,8 @@
 //! write and fsynced; a crash can leave only the last line torn, and [`ModelStore::open`]
 //! truncates it.
 //!
-//! A round commits in three steps: (1) the version file, (2) the history line naming it,
-//! (3) the `latest` pointer. The history line is the commit point. On open, a version file
+//! A round commits in three steps: (1) the version file (after its server state, if any),
+//! (2) the history line naming it, (3) the `latest` pointer. The history line is the commit point. On open, a version file
 //! with no history line is an unfinished round and is deleted; a history line whose version
 //! is newer than `latest` (a crash between 2 and 3) rolls `latest` forward. So after a crash
 //! at any instant, `latest` names a complete version and the history agrees with it.
@@ -156,6 +158,20 @@ impl ModelStore {
             .join(format!("{version:06}.safetensors"))
     }
 
+    fn server_state_path(&self, version: u64) -> PathBuf {
+        self.dir
+            .join("versions")
+            .join(format!("{version:06}{SERVER_STATE_SUFFIX}"))
+    }
+
+    /// The strategy state saved with committed `version`, if one was.
+    pub fn read_server_state(&self, version: u64) -> Result<Option<Vec<u8>>> {
+        if self.latest_version().is_none_or(|v| version > v) {
+            return Ok(None);
+        }
+        read_if_exists(&self.server_state_path(version))
+    }
+
     /// The current version and its bytes, if any version exists.
     pub fn latest(&self) -> Option<(u64, Bytes)> {
         self.state.lock().ok().and_then(|s| s.latest.clone())
@@ -182,12 +198,7 @@ impl ModelStore {
     }
 
     fn read_version_file(&self, version: u64) -> Result<Option<Vec<u8>>> {
-        let path = self.version_path(version);
-        match fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(&path)(e)),
-        }
+        read_if_exists(&self.version_path(version))
     }
 
     /// All round records, oldest first.
@@ -217,6 +228,18 @@ impl ModelStore {
     /// [`next_version`](Self::next_version) and whose round must be
     /// [`next_round`](Self::next_round).
     pub fn commit(&self, bytes: Vec<u8>, record: &RoundRecord) -> Result<u64> {
+        self.commit_with_state(bytes, None, record)
+    }
+
+    /// [`commit`](Self::commit), first storing `server_state` (the strategy's state after
+    /// this round) beside the version, so a restart continues from both. The previous
+    /// version's state file is removed once the round is committed.
+    pub fn commit_with_state(
+        &self,
+        bytes: Vec<u8>,
+        server_state: Option<&[u8]>,
+        record: &RoundRecord,
+    ) -> Result<u64> {
         let version = self.check_sequence(record)?;
         let Some(version) = version else {
             return Err(StoreError::Sequence(
@@ -226,13 +249,25 @@ impl ModelStore {
         if record.status == RoundStatus::Failed {
             return Err(StoreError::Sequence("a failed round has no version".into()));
         }
+        if let Some(server_state) = server_state {
+            write_atomic(&self.server_state_path(version), server_state)?;
+        }
         let path = self.version_path(version);
         write_atomic(&path, &bytes)?;
         self.append_history(record)?;
         self.write_pointer(version)?;
+        let previous = self.latest_version();
         if let Ok(mut state) = self.state.lock() {
             state.latest = Some((version, Bytes::from(bytes)));
             state.history.push(record.clone());
+        }
+        if let Some(p) = previous {
+            let old = self.server_state_path(p);
+            if let Err(e) = fs::remove_file(&old)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %old.display(), error = %e, "could not remove an old server state");
+            }
         }
         Ok(version)
     }
@@ -292,25 +327,44 @@ impl ModelStore {
         write_atomic(&self.dir.join("latest"), format!("{version}\n").as_bytes())
     }
 
-    /// Deletes version files newer than the last committed version: unfinished rounds.
+    /// Deletes version files newer than the last committed version (unfinished rounds) and
+    /// server-state files of any version but the committed one.
     fn remove_uncommitted(&self, committed: Option<u64>) -> Result<()> {
         let versions = self.dir.join("versions");
         for entry in fs::read_dir(&versions).map_err(io(&versions))? {
             let entry = entry.map_err(io(&versions))?;
             let name = entry.file_name();
-            let Some(v) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".safetensors"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
-                continue;
+            let Some(name) = name.to_str() else { continue };
+            let (stem, is_state) = match name.strip_suffix(SERVER_STATE_SUFFIX) {
+                Some(stem) => (stem, true),
+                None => match name.strip_suffix(".safetensors") {
+                    Some(stem) => (stem, false),
+                    None => continue,
+                },
             };
-            if committed.is_none_or(|c| v > c) {
-                tracing::warn!(version = v, "removing a version no round committed");
+            let Ok(v) = stem.parse::<u64>() else { continue };
+            let stale = if is_state {
+                committed != Some(v)
+            } else {
+                committed.is_none_or(|c| v > c)
+            };
+            if stale {
+                tracing::warn!(file = name, "removing a file no committed round owns");
                 fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
             }
         }
         sync_dir(&versions)
+    }
+}
+
+/// How a server-state file's name ends, after the zero-padded version.
+const SERVER_STATE_SUFFIX: &str = ".server-state.safetensors";
+
+fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
     }
 }
 
@@ -440,6 +494,44 @@ mod tests {
         assert_eq!(store.read_version(0).unwrap().unwrap(), "v0");
         assert_eq!(store.next_round(), 3);
         assert_eq!(store.next_version(), 2);
+    }
+
+    #[test]
+    fn server_state_follows_the_committed_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        store.commit(b"v0".to_vec(), &record(0, Some(0))).unwrap();
+        store
+            .commit_with_state(b"v1".to_vec(), Some(b"m1"), &record(1, Some(1)))
+            .unwrap();
+        store
+            .commit_with_state(b"v2".to_vec(), Some(b"m2"), &record(2, Some(2)))
+            .unwrap();
+        assert_eq!(store.read_server_state(2).unwrap().unwrap(), b"m2");
+        assert_eq!(store.read_server_state(1).unwrap(), None, "superseded");
+        assert_eq!(store.read_server_state(3).unwrap(), None, "not committed");
+        drop(store);
+        // A crash after round 3's state was written but before its version committed, and
+        // one before round 2's predecessor state was removed.
+        fs::write(
+            dir.path().join("versions/000003.server-state.safetensors"),
+            b"m3",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("versions/000001.server-state.safetensors"),
+            b"m1",
+        )
+        .unwrap();
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        assert_eq!(store.latest_version(), Some(2));
+        assert_eq!(store.read_server_state(2).unwrap().unwrap(), b"m2");
+        for stale in ["000001", "000003"] {
+            let path = dir
+                .path()
+                .join(format!("versions/{stale}.server-state.safetensors"));
+            assert!(!path.exists(), "{stale}");
+        }
     }
 
     #[test]

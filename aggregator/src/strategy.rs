@@ -139,6 +139,23 @@ impl Strategy {
         &self.kind
     }
 
+    /// The server-side state a restart needs to continue the same run: FedAvgM's momentum
+    /// buffer once a round has built it; `None` for the stateless rules.
+    pub fn server_state(&self) -> Option<&ParamSet> {
+        match self.kind {
+            StrategyKind::Fedavgm { .. } => self.momentum.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Puts back a state saved from [`server_state`](Self::server_state). The stateless rules
+    /// ignore it; FedAvgM starts afresh at its next round if the layout does not match.
+    pub fn restore_server_state(&mut self, state: ParamSet) {
+        if matches!(self.kind, StrategyKind::Fedavgm { .. }) {
+            self.momentum = Some(state);
+        }
+    }
+
     /// The proximal mu clients must use (FedProx), if any.
     pub fn proximal_mu(&self) -> Option<f32> {
         match self.kind {

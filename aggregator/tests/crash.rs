@@ -1,12 +1,13 @@
 //! Crash safety: a child process commits full-size model versions in a loop and is killed
 //! with SIGKILL at random instants, many times; after each kill the store must reopen with
-//! `latest` loadable and holding the right model, and the history consistent with it.
+//! `latest` loadable and holding the right model, its server state beside it, and the
+//! history consistent with it.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aggregator::history::RoundStatus;
-use aggregator::nodes::check_torture_version;
+use aggregator::nodes::{check_torture_state, check_torture_version};
 use aggregator::store::ModelStore;
 
 #[test]
@@ -75,6 +76,14 @@ fn kill_9_at_random_instants_never_loses_or_tears_a_version() {
         for &v in &versions {
             let bytes = store.read_version(v).unwrap().unwrap();
             check_torture_version(&bytes).unwrap();
+        }
+        // The latest version's server state is there and is its own.
+        if let Some(v) = latest.filter(|&v| v > 0) {
+            let state = store
+                .read_server_state(v)
+                .unwrap()
+                .unwrap_or_else(|| panic!("kill {kill}: version {v} lost its server state"));
+            check_torture_state(&state, v).unwrap();
         }
         // Nothing half-written is left behind.
         for entry in std::fs::read_dir(dir.path().join("versions")).unwrap() {

@@ -151,7 +151,7 @@ async fn median_and_fedavgm_strategies_run_end_to_end() {
         dir.path(),
         clients[..2].to_vec(),
         RoundSettings::default(),
-        kind,
+        kind.clone(),
     )
     .await;
     // avg 0.15 both rounds: g1 = 0 - 0.15 -> m = -0.15 -> 0.15; g2 = 0 -> m = -0.075 -> 0.225
@@ -159,6 +159,31 @@ async fn median_and_fedavgm_strategies_run_end_to_end() {
     assert!((latest_value(&coord) - 0.15).abs() < 1e-6);
     coord.run_round().await.unwrap();
     assert!((latest_value(&coord) - 0.225).abs() < 1e-6);
+    drop(coord);
+
+    // A restarted aggregator continues with the saved momentum: g3 = 0.225 - 0.15 = 0.075,
+    // m = 0.5 * -0.075 + 0.075 = 0.0375 -> 0.1875 (from zero momentum it would be 0.15).
+    let coord = coordinator(
+        dir.path(),
+        clients[..2].to_vec(),
+        RoundSettings::default(),
+        kind,
+    )
+    .await;
+    let r = coord.run_round().await.unwrap();
+    assert_eq!((r.round, r.version), (3, Some(3)));
+    assert!(
+        (latest_value(&coord) - 0.1875).abs() < 1e-6,
+        "{}",
+        latest_value(&coord)
+    );
+    // Only the latest version keeps a server state.
+    let states: Vec<String> = std::fs::read_dir(dir.path().join("versions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("server-state"))
+        .collect();
+    assert_eq!(states, vec!["000003.server-state.safetensors".to_string()]);
 }
 
 #[tokio::test]
