@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use engine::data::PartitionSource;
 use engine::data::mnist;
-use engine::data::partition::PartitionSpec;
 use engine::{Dataset, ModelSpec, ParamSet};
 
 use crate::clients::{ClientSpec, random_hex};
@@ -43,7 +43,8 @@ pub struct LocalArgs {
     /// Client learning rate (Adam).
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f32,
-    /// How MNIST's training set is split: `iid`, `dirichlet:ALPHA`, `shards:K`.
+    /// How MNIST's training set is split: `iid`, `dirichlet:ALPHA`, `shards:K`, or
+    /// `file:PATH` (a JSON file of index lists, e.g. the split another framework made).
     #[arg(long, default_value = "iid")]
     pub partition: String,
     /// Seed of the initial model, the partition and the clients' shuffling.
@@ -141,10 +142,18 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         bail!("--clients must be at least 1");
     }
     let strategy: StrategyKind = args.strategy.parse().map_err(anyhow::Error::msg)?;
-    let _: PartitionSpec = args
+    let partition: PartitionSource = args
         .partition
         .parse()
         .with_context(|| format!("--partition {}", args.partition))?;
+    // Nodes run in their own folders: they get an absolute path to a partition file.
+    let partition = match partition {
+        PartitionSource::File(path) => PartitionSource::File(
+            std::path::absolute(&path)
+                .with_context(|| format!("--partition file {}", path.display()))?,
+        ),
+        scheme => scheme,
+    };
     let mnist_dir = tokio::task::spawn_blocking({
         let args = args.clone();
         move || mnist_dir(&args)
@@ -223,7 +232,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             "--mnist-dir".into(),
             mnist_dir.display().to_string(),
             "--partition".into(),
-            args.partition.clone(),
+            partition.to_string(),
             "--client-index".into(),
             i.to_string(),
             "--num-clients".into(),

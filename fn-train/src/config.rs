@@ -9,7 +9,7 @@
 //! | `FEDGE_TRAIN_TOKEN` | bearer token required on the training routes; unset = no auth | unset |
 //! | `FEDGE_SHARD_DIR` | folder with the node's own MNIST-format IDX files (raw or .gz) | unset |
 //! | `MNIST_DIR` | full MNIST folder, partitioned here (local clusters, tests) | unset |
-//! | `FEDGE_PARTITION` | `iid`, `dirichlet:<alpha>` or `shards:<per client>` | `iid` |
+//! | `FEDGE_PARTITION` | `iid`, `dirichlet:<alpha>`, `shards:<per client>` or `file:<path>` (JSON index lists) | `iid` |
 //! | `FEDGE_CLIENT_INDEX`, `FEDGE_NUM_CLIENTS` | this node is client i of n | 0 of 1 |
 //! | `FEDGE_PARTITION_SEED` | seed of the partition (same on every node) | 42 |
 //! | `FEDGE_SHARD_LIMIT` | keep only the first N examples of the shard | all |
@@ -52,7 +52,8 @@ pub struct Config {
     /// Folder of the full MNIST set to partition (when no shard folder is given).
     #[arg(long, env = "MNIST_DIR")]
     pub mnist_dir: Option<PathBuf>,
-    /// Partition of the full set: `iid`, `dirichlet:ALPHA` or `shards:PER_CLIENT`.
+    /// Partition of the full set: `iid`, `dirichlet:ALPHA`, `shards:PER_CLIENT` or
+    /// `file:PATH` (a JSON file of index lists, one per client).
     #[arg(long, env = "FEDGE_PARTITION", default_value = "iid")]
     pub partition: String,
     /// This node's index among the clients of the partition.

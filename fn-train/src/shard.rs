@@ -5,13 +5,14 @@
 //!   `*images*idx3-ubyte[.gz]` and one `*labels*idx1-ubyte[.gz]` file; when it holds MNIST's
 //!   train and test pairs, the `train-` pair is used.
 //! * [`ShardSource::Partition`]: the full MNIST training set split with the engine's
-//!   partitioner; this node keeps client `index`'s part.
+//!   partitioner (or by a partition file, `file:<path>`); this node keeps client `index`'s
+//!   part.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use engine::Dataset;
-use engine::data::{idx, mnist, partition};
+use engine::data::{PartitionSource, idx, mnist};
 
 use crate::config::ShardSource;
 
@@ -29,12 +30,13 @@ pub fn load(source: &ShardSource, limit: Option<usize>) -> anyhow::Result<Datase
             num_clients,
             seed,
         } => {
-            let spec: partition::PartitionSpec = spec
+            let source: PartitionSource = spec
                 .parse()
                 .map_err(|e| anyhow::anyhow!("partition spec {spec:?}: {e}"))?;
             let full = mnist::load(mnist_dir, mnist::Split::Train)
                 .with_context(|| format!("loading MNIST from {}", mnist_dir.display()))?;
-            let parts = partition::partition(full.labels(), *num_clients, &spec, *seed)
+            let parts = source
+                .split(full.labels(), *num_clients, *seed)
                 .context("partitioning MNIST")?;
             let mine = parts
                 .get(*index)

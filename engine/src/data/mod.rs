@@ -5,6 +5,8 @@ mod dataset;
 pub mod idx;
 pub mod mnist;
 pub mod partition;
+pub mod partition_file;
 
 pub use dataset::Dataset;
 pub use partition::{PartitionSpec, partition};
+pub use partition_file::PartitionSource;

@@ -116,3 +116,30 @@ async fn partition_mode_keeps_client_i_of_n_of_full_mnist() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_file_mode_keeps_the_listed_examples() {
+    let mnist_dir = engine::data::mnist::dir_from_env().unwrap_or_else(|_| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist")
+    });
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let mine: Vec<usize> = (100..137).rev().collect();
+    std::fs::write(
+        file.path(),
+        serde_json::to_string(&serde_json::json!({"0": (0..10).collect::<Vec<_>>(), "1": mine}))
+            .unwrap(),
+    )
+    .unwrap();
+    let config = fn_train::Config {
+        mnist_dir: Some(mnist_dir),
+        partition: format!("file:{}", file.path().display()),
+        client_index: 1,
+        num_clients: 2,
+        ..fn_train::Config::default()
+    };
+    let server = Server::start(config).await;
+    let status = server.status().await;
+    assert_eq!(status["shard_examples"], 37);
+    assert_eq!(status["ready"], true);
+    server.stop().await.unwrap();
+}
