@@ -1,7 +1,11 @@
-//! Crash safety: a child process commits full-size model versions in a loop and is killed
-//! with SIGKILL at random instants, many times; after each kill the store must reopen with
-//! `latest` loadable and holding the right model, its server state beside it, and the
-//! history consistent with it.
+//! Crash safety, two ways, each with SIGKILL at random instants, many times:
+//!
+//! * the store alone: `aggregator store-torture` commits full-size model versions (and
+//!   server states) in a loop as fast as it can;
+//! * the real thing: `aggregator serve` runs rounds back to back against honest clients.
+//!
+//! After each kill the store must reopen with `latest` loadable and holding the right model,
+//! the history consistent with it, and the next run must resume from it.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -108,5 +112,155 @@ fn kill_9_at_random_instants_never_loses_or_tears_a_version() {
     assert!(
         progressed >= 5,
         "only {progressed} of 60 runs committed anything"
+    );
+}
+
+/// The real `aggregator serve`, running rounds back to back against two honest clients,
+/// SIGKILLed at random instants (mid-round, mid-commit) and restarted on the same store, many
+/// times: after each kill the store reopens, `latest` is the model its history says, with
+/// exactly the value its round count implies, and the next run resumes from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_mid_round_resumes_from_the_last_committed_round() {
+    use crate::fake::{Behaviour, spawn_fake};
+    use crate::support::free_port;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let exe = env!("CARGO_BIN_EXE_aggregator");
+    let http = reqwest::Client::new();
+    // Each honest client replies global + 0.1 in every parameter (an update norm of 56,
+    // inside the default bound of 100), so version v holds initial + 0.1 * v whatever the
+    // weighting.
+    let mut clients = Vec::new();
+    let mut tokens = Vec::new();
+    for (id, examples) in [("a", 10), ("b", 30)] {
+        let spec = spawn_fake(
+            id,
+            Behaviour::Honest {
+                delta: 0.1,
+                examples,
+            },
+        )
+        .await;
+        let var = format!("FEDGE_TOKEN_{}", id.to_uppercase());
+        clients.push(serde_json::json!({ "id": id, "url": spec.url, "token_env": var }));
+        tokens.push((var, spec.token.unwrap()));
+    }
+    let config = serde_json::json!({
+        "clients": clients,
+        "settings": { "min_fit_clients": 2, "min_available_clients": 2 },
+        "train": { "seed": 5 },
+        "auto_rounds": 1_000_000,
+    });
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+
+    let mut rng = engine::Rng::new(11);
+    let mut initial: Option<engine::ParamSet> = None;
+    let mut last_version = None;
+    let mut progressed = 0;
+    // Added to the delay after each run that committed nothing (a slow machine), so the
+    // loop still makes progress; reset when a run commits. Short runs keep the store small
+    // (each version is 1.27 MB).
+    let mut extra_ms = 0;
+    let mut mid_commit = 0;
+    for kill in 0..40 {
+        let port = free_port();
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--store-dir")
+            .arg(&store_dir)
+            .env_remove("MNIST_DIR") // no evaluation: rounds take milliseconds
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in &tokens {
+            cmd.env(k, v);
+        }
+        let mut server = cmd.spawn().unwrap();
+        // Up when /healthz answers (the store is open and version 0 exists), then rounds run
+        // back to back until the kill, 0-80 ms later.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kill {kill}: never healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.below(80) + extra_ms)).await;
+        server.kill().await.unwrap(); // SIGKILL
+        server.wait().await.unwrap();
+        // A kill inside a commit leaves a temporary file, or a version file (or a torn
+        // line) that the history does not complete.
+        let history = std::fs::read_to_string(store_dir.join("history.jsonl")).unwrap();
+        let torn = !history.is_empty() && !history.ends_with('\n');
+        let recorded = history
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| !r["version"].is_null())
+            .count();
+        let files = std::fs::read_dir(store_dir.join("versions"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") || !n.contains("server-state"))
+            .count();
+        mid_commit += usize::from(torn || files > recorded);
+
+        let store = ModelStore::open(&store_dir, "mnist")
+            .unwrap_or_else(|e| panic!("reopen after kill {kill}: {e}"));
+        let history = store.history();
+        let (latest, bytes) = store.latest().expect("version 0 is always there");
+        assert_eq!(
+            Some(latest),
+            history.iter().rev().find_map(|r| r.version),
+            "kill {kill}"
+        );
+        for (i, r) in history.iter().enumerate() {
+            assert_eq!(r.round, i as u64, "kill {kill}");
+        }
+        let weights = engine::weights::from_bytes(bytes.to_vec()).unwrap();
+        assert_eq!(weights.meta.version, latest, "kill {kill}");
+        let initial = initial.get_or_insert_with(|| {
+            let v0 = store.read_version(0).unwrap().unwrap();
+            engine::weights::from_bytes(v0.to_vec()).unwrap().params
+        });
+        for ((name, t), (_, t0)) in weights.params.iter().zip(initial.iter()) {
+            let expected = 0.1 * latest as f32;
+            let worst = t
+                .data()
+                .iter()
+                .zip(t0.data())
+                .map(|(v, v0)| (v - v0 - expected).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                worst < 1e-3 * (1.0 + expected),
+                "kill {kill}: `{name}` off by {worst}"
+            );
+        }
+        assert!(Some(latest) >= last_version, "kill {kill}: went back");
+        if Some(latest) > last_version {
+            progressed += 1;
+            extra_ms = 0;
+        } else {
+            extra_ms += 20;
+        }
+        last_version = Some(latest);
+    }
+    eprintln!(
+        "40 kills, {mid_commit} inside a commit; {progressed} runs committed a round, last version {last_version:?}"
+    );
+    assert!(
+        progressed >= 5,
+        "only {progressed} of 40 runs committed a round"
     );
 }

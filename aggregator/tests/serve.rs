@@ -6,12 +6,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{mnist_dir, spawn_train_node};
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+use crate::support::{free_port, mnist_dir, spawn_train_node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_mode_runs_a_requested_round_against_real_nodes() {

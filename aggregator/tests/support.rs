@@ -1,10 +1,16 @@
-//! Shared by the tests that run real fn-train nodes: where MNIST is, and how a node starts.
+//! Shared by the tests that run real processes: where MNIST is, how a node starts, a port.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aggregator::clients::random_hex;
 use aggregator::nodes::Node;
+
+/// A loopback port that was free a moment ago (for a child process that takes `--port`).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
 
 /// `$MNIST_DIR`, else the shared copy beside the repository.
 pub fn mnist_dir() -> PathBuf {
