@@ -291,7 +291,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         Some(node)
     };
     let probe = reqwest::Client::new();
-    for node in &train_nodes {
+    for node in &mut train_nodes {
         node.wait_ready(&probe, Duration::from_secs(120)).await?;
     }
     println!(

@@ -53,10 +53,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Local(args) => runtime().and_then(|rt| rt.block_on(local::run(args))),
-        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(cluster::run(args))),
-        Command::FnTrain { args } => runtime().and_then(|rt| rt.block_on(nodes::fn_train(args))),
-        Command::FnServe { args } => runtime().and_then(|rt| rt.block_on(nodes::fn_serve(args))),
+        Command::Local(args) => run_async(local::run(args)),
+        Command::Serve(args) => run_async(cluster::run(args)),
+        Command::FnTrain { args } => run_async(nodes::fn_train(args)),
+        Command::FnServe { args } => run_async(nodes::fn_serve(args)),
         Command::StoreTorture { dir, versions } => nodes::store_torture(&dir, versions),
     };
     match result {
@@ -68,8 +68,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+/// Runs `fut` to completion on a multi-threaded runtime, then shuts the runtime down
+/// without waiting on the thread blocked reading stdin (nodes watch it for EOF): dropping
+/// the runtime would wait for that read, so a node that failed would linger until its
+/// parent closed the pipe.
+fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?)
+        .build()?;
+    let result = rt.block_on(fut);
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

@@ -5,7 +5,7 @@
 //! serves until its stdin closes (the parent exited or is shutting it down, even after a
 //! `kill -9` of the parent) or it gets SIGTERM/Ctrl-C.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -95,6 +95,8 @@ pub struct Node {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     child: Child,
+    /// Where its stderr (and stdout after the first line) goes.
+    log: PathBuf,
 }
 
 impl Node {
@@ -154,6 +156,7 @@ impl Node {
             name: name.to_string(),
             url,
             child,
+            log: log.to_path_buf(),
         })
     }
 
@@ -185,8 +188,10 @@ impl Node {
     }
 
     /// Polls `{url}/readyz` until it answers 200 (an fn-train node's shard is in memory).
+    /// Fails at once, quoting the end of its log, if the process exits first (a shard that
+    /// cannot be loaded, say).
     pub async fn wait_ready(
-        &self,
+        &mut self,
         http: &reqwest::Client,
         timeout: Duration,
     ) -> anyhow::Result<()> {
@@ -197,12 +202,27 @@ impl Node {
             {
                 return Ok(());
             }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                bail!(
+                    "{} exited ({status}) before it was ready; the end of its log {}:\n{}",
+                    self.name,
+                    self.log.display(),
+                    log_tail(&self.log, 3)
+                );
+            }
             if std::time::Instant::now() > deadline {
                 bail!("{} not ready within {timeout:?}", self.name);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The last `n` non-empty lines of a log file (empty if it cannot be read).
+fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// CPU seconds (user + system) of process `pid`, from `/proc/<pid>/stat` in USER_HZ ticks

@@ -52,7 +52,7 @@ pub async fn spawn_train_node(
         ("FEDGE_THREADS", "1".to_string()),
     ];
     let log = logs.join(format!("{id}.log"));
-    let node = Node::spawn_exe(
+    let mut node = Node::spawn_exe(
         &exe,
         id,
         "fn-train",

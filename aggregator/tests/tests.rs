@@ -6,6 +6,7 @@ mod crash;
 mod fake;
 mod faults;
 mod http_api;
+mod local;
 mod rounds;
 mod serve;
 mod support;
