@@ -398,7 +398,8 @@ impl Coordinator {
         }
         let n = settings.sample_size(available.len());
         if n < available.len() {
-            let mut rng = engine::Rng::derive(self.cfg.train.seed, round);
+            let mut rng =
+                engine::Rng::derive(self.cfg.train.seed, engine::Purpose::ClientSampling, round);
             rng.shuffle(&mut available);
             available.truncate(n);
             available.sort_unstable();
@@ -436,8 +437,12 @@ impl Coordinator {
                 epochs: self.cfg.train.epochs,
                 batch_size: self.cfg.train.batch_size,
                 optimizer: self.cfg.train.optimizer.clone(),
-                seed: engine::Rng::derive(self.cfg.train.seed, round * 1_000_003 + i as u64)
-                    .next_u64()
+                seed: engine::Rng::derive(
+                    self.cfg.train.seed,
+                    engine::Purpose::ClientSeed,
+                    round * 1_000_003 + i as u64,
+                )
+                .next_u64()
                     >> 1,
                 proximal_mu,
                 deadline_ms: Some(client_timeout.as_millis() as u64),

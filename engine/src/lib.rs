@@ -94,7 +94,7 @@ pub use error::{Error, Result};
 pub use model::{InferenceScratch, Pixels, Sequential};
 pub use optim::{Adam, AdamConfig, Optimizer, OptimizerConfig, Sgd, SgdConfig};
 pub use params::ParamSet;
-pub use rng::Rng;
+pub use rng::{Purpose, Rng};
 pub use spec::{ActivationSpec, LayerSpec, ModelSpec, PaddingSpec};
 pub use tensor::{SharedBytes, Tensor};
 pub use train::{EpochMetrics, EvalReport, FitConfig, FitReport, Progress};

@@ -438,7 +438,11 @@ pub fn fresh_id() -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut rng = engine::Rng::derive(nanos ^ (u64::from(std::process::id()) << 32), count);
+    let mut rng = engine::Rng::derive(
+        nanos ^ (u64::from(std::process::id()) << 32),
+        engine::Purpose::Ids,
+        count,
+    );
     let (a, b) = (rng.next_u64(), rng.next_u64());
     let a = (a & 0xffff_ffff_ffff_0fff) | 0x4000; // version 4
     let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000; // RFC 4122 variant
