@@ -77,10 +77,16 @@ def main():
             metrics=["accuracy"],
         )
         t = time.time()
-        model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=0)
+        hist = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=0)
         secs = time.time() - t
         loss, acc = model.evaluate(x_test, y_test, verbose=0)
-        print(f"seed {seed}: test accuracy {acc * 100:.2f} %, loss {loss:.4f}, train {secs:.1f} s", flush=True)
+        train_loss = hist.history["loss"][-1]
+        train_acc = hist.history["accuracy"][-1]
+        print(
+            f"seed {seed}: test accuracy {acc * 100:.2f} %, loss {loss:.4f}; "
+            f"last epoch train loss {train_loss:.4f}, accuracy {train_acc * 100:.2f} %; train {secs:.1f} s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
