@@ -122,12 +122,10 @@ fn kill_9_at_random_instants_never_loses_or_tears_a_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_mid_round_resumes_from_the_last_committed_round() {
     use crate::fake::{Behaviour, spawn_fake};
-    use crate::support::free_port;
+    use crate::support::start_serve;
 
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
-    let exe = env!("CARGO_BIN_EXE_aggregator");
-    let http = reqwest::Client::new();
     // Each honest client replies global + 0.1 in every parameter (an update norm of 56,
     // inside the default bound of 100), so version v holds initial + 0.1 * v whatever the
     // weighting.
@@ -165,38 +163,9 @@ async fn serve_killed_mid_round_resumes_from_the_last_committed_round() {
     let mut extra_ms = 0;
     let mut mid_commit = 0;
     for kill in 0..40 {
-        let port = free_port();
-        let mut cmd = tokio::process::Command::new(exe);
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--store-dir")
-            .arg(&store_dir)
-            .env_remove("MNIST_DIR") // no evaluation: rounds take milliseconds
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        for (k, v) in &tokens {
-            cmd.env(k, v);
-        }
-        let mut server = cmd.spawn().unwrap();
-        // Up when /healthz answers (the store is open and version 0 exists), then rounds run
-        // back to back until the kill, 0-80 ms later.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while !http
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "kill {kill}: never healthy"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        // Without MNIST there is no evaluation, so rounds take milliseconds. Up once
+        // /healthz answers; rounds then run back to back until the kill, 0-80 ms later.
+        let (mut server, _) = start_serve(&config_path, &store_dir, &tokens, None).await;
         tokio::time::sleep(Duration::from_millis(rng.below(80) + extra_ms)).await;
         server.kill().await.unwrap(); // SIGKILL
         server.wait().await.unwrap();

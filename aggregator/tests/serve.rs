@@ -2,16 +2,13 @@
 //! and env tokens, runs a round against two real fn-train child processes when asked with
 //! `POST /v1/rounds`, then serves the new version.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, mnist_dir, spawn_train_node};
+use crate::support::{mnist_dir, spawn_train_node, start_serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_mode_runs_a_requested_round_against_real_nodes() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_aggregator"));
     let http = reqwest::Client::new();
     let mut nodes = Vec::new();
     let mut clients = Vec::new();
@@ -32,38 +29,14 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
     let config_path = dir.path().join("config.json");
     std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut cmd = tokio::process::Command::new(&exe);
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--port")
-        .arg(port.to_string())
-        .arg("--store-dir")
-        .arg(dir.path().join("store"))
-        .env("MNIST_DIR", mnist_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in &token_envs {
-        cmd.env(k, v);
-    }
-    let mut server = cmd.spawn().unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "aggregator serve never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mnist = mnist_dir();
+    let (mut server, base) = start_serve(
+        &config_path,
+        &dir.path().join("store"),
+        &token_envs,
+        Some(&mnist),
+    )
+    .await;
     // Version 0 (the initial model) exists before any round.
     let latest = http
         .get(format!("{base}/v1/models/mnist/latest"))
