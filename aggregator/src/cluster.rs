@@ -210,7 +210,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
     axum::serve(listener, app(AppState::new(store, coordinator)))
-        .with_graceful_shutdown(crate::nodes::shutdown_signal_no_stdin())
+        .with_graceful_shutdown(fn_serve::shutdown::sigterm_or_ctrl_c())
         .await?;
     Ok(())
 }

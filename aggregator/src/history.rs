@@ -129,6 +129,29 @@ pub struct RoundRecord {
 }
 
 impl RoundRecord {
+    /// A record with no client, metric or timing, for stores written outside a round
+    /// (tests, crash drills): round 0 is `Initial`; a later round is `Completed` with a
+    /// version and `Failed` (with `failure`) without one.
+    pub fn bare(round: u64, version: Option<u64>, failure: &str) -> Self {
+        let status = match (round, version) {
+            (0, _) => RoundStatus::Initial,
+            (_, Some(_)) => RoundStatus::Completed,
+            _ => RoundStatus::Failed,
+        };
+        Self {
+            round,
+            status,
+            base_version: None,
+            version,
+            strategy: "fedavg".into(),
+            started_unix_ms: unix_ms(),
+            clients: vec![],
+            global: None,
+            timings: RoundTimings::default(),
+            failure: (status == RoundStatus::Failed).then(|| failure.to_string()),
+        }
+    }
+
     /// Number of accepted client updates.
     pub fn accepted(&self) -> usize {
         self.clients

@@ -14,7 +14,7 @@ use clap::Parser as _;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::history::{RoundRecord, RoundStatus, RoundTimings, unix_ms};
+use crate::history::RoundRecord;
 use crate::store::ModelStore;
 
 /// The first stdout line of a node.
@@ -61,29 +61,7 @@ pub async fn shutdown_signal() {
     };
     tokio::select! {
         () = stdin_closed => {},
-        () = shutdown_signal_no_stdin() => {},
-    }
-}
-
-/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
-pub async fn shutdown_signal_no_stdin() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        () = fn_serve::shutdown::sigterm_or_ctrl_c() => {},
     }
 }
 
@@ -290,7 +268,7 @@ pub fn store_torture(dir: &Path, versions: u64) -> anyhow::Result<()> {
         let round = store.next_round();
         // Every third round fails, so the history mixes both kinds of record.
         if round % 3 == 2 {
-            store.record_failure(&torture_record(round, None))?;
+            store.record_failure(&RoundRecord::bare(round, None, "torture"))?;
             continue;
         }
         let mut meta = engine::weights::WeightsMeta::new(spec.clone());
@@ -308,27 +286,8 @@ pub fn store_torture(dir: &Path, versions: u64) -> anyhow::Result<()> {
         store.commit_with_state(
             bytes,
             state.as_deref(),
-            &torture_record(round, Some(version)),
+            &RoundRecord::bare(round, Some(version), "torture"),
         )?;
     }
     Ok(())
-}
-
-fn torture_record(round: u64, version: Option<u64>) -> RoundRecord {
-    RoundRecord {
-        round,
-        status: match (round, version) {
-            (0, _) => RoundStatus::Initial,
-            (_, Some(_)) => RoundStatus::Completed,
-            _ => RoundStatus::Failed,
-        },
-        base_version: None,
-        version,
-        strategy: "fedavg".into(),
-        started_unix_ms: unix_ms(),
-        clients: vec![],
-        global: None,
-        timings: RoundTimings::default(),
-        failure: version.is_none().then(|| "torture".to_string()),
-    }
 }

@@ -454,29 +454,9 @@ fn load_history(path: &Path) -> Result<Vec<RoundRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{RoundTimings, unix_ms};
 
     fn record(round: u64, version: Option<u64>) -> RoundRecord {
-        RoundRecord {
-            round,
-            status: if version.is_some() {
-                if round == 0 {
-                    RoundStatus::Initial
-                } else {
-                    RoundStatus::Completed
-                }
-            } else {
-                RoundStatus::Failed
-            },
-            base_version: None,
-            version,
-            strategy: "fedavg".into(),
-            started_unix_ms: unix_ms(),
-            clients: vec![],
-            global: None,
-            timings: RoundTimings::default(),
-            failure: None,
-        }
+        RoundRecord::bare(round, version, "test")
     }
 
     #[test]

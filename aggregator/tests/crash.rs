@@ -121,7 +121,7 @@ fn kill_9_at_random_instants_never_loses_or_tears_a_version() {
 /// exactly the value its round count implies, and the next run resumes from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_mid_round_resumes_from_the_last_committed_round() {
-    use crate::fake::{Behaviour, spawn_fake};
+    use crate::fake::honest;
     use crate::support::start_serve;
 
     let dir = tempfile::tempdir().unwrap();
@@ -132,14 +132,7 @@ async fn serve_killed_mid_round_resumes_from_the_last_committed_round() {
     let mut clients = Vec::new();
     let mut tokens = Vec::new();
     for (id, examples) in [("a", 10), ("b", 30)] {
-        let spec = spawn_fake(
-            id,
-            Behaviour::Honest {
-                delta: 0.1,
-                examples,
-            },
-        )
-        .await;
+        let spec = honest(id, 0.1, examples).await;
         let var = format!("FEDGE_TOKEN_{}", id.to_uppercase());
         clients.push(serde_json::json!({ "id": id, "url": spec.url, "token_env": var }));
         tokens.push((var, spec.token.unwrap()));

@@ -102,6 +102,16 @@ pub async fn spawn_fake(id: &str, behaviour: Behaviour) -> ClientSpec {
     }
 }
 
+/// An honest fake client: replies global + `delta`, claiming `examples`.
+pub async fn honest(id: &str, delta: f32, examples: u64) -> ClientSpec {
+    spawn_fake(id, Behaviour::Honest { delta, examples }).await
+}
+
+/// A fake client that replies every parameter = `value`, claiming `examples`.
+pub async fn constant(id: &str, value: f32, examples: u64) -> ClientSpec {
+    spawn_fake(id, Behaviour::Constant { value, examples }).await
+}
+
 /// A client that accepts the connection, reads part of the request and drops the socket:
 /// what the aggregator sees when a node is killed mid-round.
 pub async fn spawn_dying(id: &str) -> ClientSpec {

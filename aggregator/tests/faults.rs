@@ -5,7 +5,7 @@ use std::time::Duration;
 use aggregator::history::{ClientStatus, RoundStatus};
 use aggregator::strategy::{RoundSettings, StrategyKind};
 
-use crate::fake::{Behaviour, coordinator, latest_value, spawn_dying, spawn_fake};
+use crate::fake::{Behaviour, constant, coordinator, latest_value, spawn_dying, spawn_fake};
 
 fn settings(min_fit: usize) -> RoundSettings {
     RoundSettings {
@@ -24,22 +24,8 @@ fn status_of<'a>(r: &'a aggregator::history::RoundRecord, id: &str) -> &'a Clien
 async fn garbage_timeout_and_killed_clients_are_recorded_and_the_rest_aggregate() {
     let dir = tempfile::tempdir().unwrap();
     let clients = vec![
-        spawn_fake(
-            "good1",
-            Behaviour::Constant {
-                value: 0.1,
-                examples: 10,
-            },
-        )
-        .await,
-        spawn_fake(
-            "good2",
-            Behaviour::Constant {
-                value: 0.3,
-                examples: 10,
-            },
-        )
-        .await,
+        constant("good1", 0.1, 10).await,
+        constant("good2", 0.3, 10).await,
         spawn_fake("garbage", Behaviour::Garbage).await,
         spawn_fake("slow", Behaviour::Hang).await,
         spawn_dying("killed").await,
@@ -73,14 +59,7 @@ async fn garbage_timeout_and_killed_clients_are_recorded_and_the_rest_aggregate(
 async fn too_few_updates_fail_the_round_and_keep_the_previous_model() {
     let dir = tempfile::tempdir().unwrap();
     let clients = vec![
-        spawn_fake(
-            "good",
-            Behaviour::Constant {
-                value: 0.7,
-                examples: 10,
-            },
-        )
-        .await,
+        constant("good", 0.7, 10).await,
         spawn_fake("slow", Behaviour::Hang).await,
         spawn_dying("killed").await,
     ];
@@ -100,14 +79,7 @@ async fn too_few_updates_fail_the_round_and_keep_the_previous_model() {
 async fn accept_failures_off_fails_on_any_failure() {
     let dir = tempfile::tempdir().unwrap();
     let clients = vec![
-        spawn_fake(
-            "good",
-            Behaviour::Constant {
-                value: 0.7,
-                examples: 10,
-            },
-        )
-        .await,
+        constant("good", 0.7, 10).await,
         spawn_fake("error", Behaviour::Error).await,
     ];
     let s = RoundSettings {
@@ -124,14 +96,7 @@ async fn accept_failures_off_fails_on_any_failure() {
 async fn poisoned_updates_are_rejected_and_do_not_touch_the_global_model() {
     let dir = tempfile::tempdir().unwrap();
     let clients = vec![
-        spawn_fake(
-            "good",
-            Behaviour::Constant {
-                value: 0.25,
-                examples: 10,
-            },
-        )
-        .await,
+        constant("good", 0.25, 10).await,
         spawn_fake("nan", Behaviour::Nan).await,
         spawn_fake("huge", Behaviour::Huge).await,
         spawn_fake("shape", Behaviour::WrongShape).await,

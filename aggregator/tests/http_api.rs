@@ -6,21 +6,12 @@ use aggregator::http::{AppState, app};
 use aggregator::store::ModelStore;
 use aggregator::strategy::{RoundSettings, StrategyKind};
 
-use crate::fake::{Behaviour, coordinator, serve, spawn_fake};
+use crate::fake::{coordinator, honest, serve};
 
 #[tokio::test]
 async fn latest_has_etag_version_and_answers_304() {
     let dir = tempfile::tempdir().unwrap();
-    let clients = vec![
-        spawn_fake(
-            "a",
-            Behaviour::Honest {
-                delta: 1.0,
-                examples: 3,
-            },
-        )
-        .await,
-    ];
+    let clients = vec![honest("a", 1.0, 3).await];
     let coord = coordinator(
         dir.path(),
         clients,
@@ -113,16 +104,7 @@ async fn empty_store_answers_404_json() {
 #[tokio::test]
 async fn post_rounds_runs_rounds_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
-    let clients = vec![
-        spawn_fake(
-            "a",
-            Behaviour::Honest {
-                delta: 1.0,
-                examples: 3,
-            },
-        )
-        .await,
-    ];
+    let clients = vec![honest("a", 1.0, 3).await];
     let coord = coordinator(
         dir.path(),
         clients,

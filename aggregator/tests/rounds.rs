@@ -3,30 +3,13 @@
 use aggregator::history::{ClientStatus, RoundStatus};
 use aggregator::strategy::{RoundSettings, StrategyKind};
 
-use crate::fake::{Behaviour, coordinator, latest_value, spawn_fake};
+use crate::fake::{constant, coordinator, honest, latest_value};
 
 #[tokio::test]
 async fn fedavg_weights_updates_by_example_count() {
     let dir = tempfile::tempdir().unwrap();
     // 100 examples at 0.1 and 300 at 0.4: (100*0.1 + 300*0.4) / 400 = 0.325.
-    let clients = vec![
-        spawn_fake(
-            "a",
-            Behaviour::Constant {
-                value: 0.1,
-                examples: 100,
-            },
-        )
-        .await,
-        spawn_fake(
-            "b",
-            Behaviour::Constant {
-                value: 0.4,
-                examples: 300,
-            },
-        )
-        .await,
-    ];
+    let clients = vec![constant("a", 0.1, 100).await, constant("b", 0.4, 300).await];
     let coord = coordinator(
         dir.path(),
         clients,
@@ -51,24 +34,7 @@ async fn fedavg_weights_updates_by_example_count() {
 #[tokio::test]
 async fn honest_rounds_chain_versions_and_resume_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let clients = vec![
-        spawn_fake(
-            "a",
-            Behaviour::Honest {
-                delta: 0.5,
-                examples: 10,
-            },
-        )
-        .await,
-        spawn_fake(
-            "b",
-            Behaviour::Honest {
-                delta: 0.5,
-                examples: 30,
-            },
-        )
-        .await,
-    ];
+    let clients = vec![honest("a", 0.5, 10).await, honest("b", 0.5, 30).await];
     {
         let coord = coordinator(
             dir.path(),
@@ -107,30 +73,9 @@ async fn honest_rounds_chain_versions_and_resume_after_reopen() {
 async fn median_and_fedavgm_strategies_run_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let clients = vec![
-        spawn_fake(
-            "a",
-            Behaviour::Constant {
-                value: 0.1,
-                examples: 1,
-            },
-        )
-        .await,
-        spawn_fake(
-            "b",
-            Behaviour::Constant {
-                value: 0.2,
-                examples: 1,
-            },
-        )
-        .await,
-        spawn_fake(
-            "c",
-            Behaviour::Constant {
-                value: 0.9,
-                examples: 1000,
-            },
-        )
-        .await,
+        constant("a", 0.1, 1).await,
+        constant("b", 0.2, 1).await,
+        constant("c", 0.9, 1000).await,
     ];
     let coord = coordinator(
         dir.path(),
@@ -191,16 +136,7 @@ async fn fraction_fit_samples_a_subset() {
     let dir = tempfile::tempdir().unwrap();
     let mut clients = Vec::new();
     for i in 0..4 {
-        clients.push(
-            spawn_fake(
-                &format!("c{i}"),
-                Behaviour::Honest {
-                    delta: 0.1,
-                    examples: 5,
-                },
-            )
-            .await,
-        );
+        clients.push(honest(&format!("c{i}"), 0.1, 5).await);
     }
     let settings = RoundSettings {
         fraction_fit: 0.5,

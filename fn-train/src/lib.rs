@@ -178,10 +178,14 @@ pub fn init_tracing() {
     };
 }
 
-/// Resolves on SIGTERM (Knative) or Ctrl-C (local runs).
+/// Resolves on SIGTERM (Knative) or Ctrl-C (local runs). A handler that cannot be
+/// installed is not awaited (rather than resolving at once and stopping the server).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot install the Ctrl-C handler");
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let terminate = async {
