@@ -84,6 +84,32 @@ pub enum Chunks {
     U8(Vec<Vec<u8>>),
 }
 
+/// An element type of [`Chunks`]: finds its own variant.
+trait Pixel: Copy {
+    const NAME: &'static str;
+    fn chunks(c: &mut Chunks) -> Option<&mut Vec<Vec<Self>>>;
+}
+
+impl Pixel for f32 {
+    const NAME: &'static str = "FP32";
+    fn chunks(c: &mut Chunks) -> Option<&mut Vec<Vec<f32>>> {
+        match c {
+            Chunks::F32(v) => Some(v),
+            Chunks::U8(_) => None,
+        }
+    }
+}
+
+impl Pixel for u8 {
+    const NAME: &'static str = "UINT8";
+    fn chunks(c: &mut Chunks) -> Option<&mut Vec<Vec<u8>>> {
+        match c {
+            Chunks::U8(v) => Some(v),
+            Chunks::F32(_) => None,
+        }
+    }
+}
+
 /// Decoded pixels of one request.
 #[derive(Debug)]
 pub struct ImageBuf {
@@ -205,47 +231,36 @@ impl ImageBuf {
     /// Appends one f32 (the buffer must be F32).
     #[inline]
     pub fn push_f32(&mut self, v: f32) -> Result<(), ApiError> {
-        if let Chunks::F32(c) = &mut self.chunks
-            && let Some(last) = c.last_mut()
-            && last.len() < self.cap
-        {
-            last.push(v);
-            self.elems += 1;
-            return Ok(());
-        }
-        self.grow()?;
-        match &mut self.chunks {
-            Chunks::F32(c) => {
-                if let Some(last) = c.last_mut() {
-                    last.push(v);
-                }
-            }
-            Chunks::U8(_) => return Err(ApiError::Internal("f32 pushed into a u8 buffer".into())),
-        }
-        self.elems += 1;
-        Ok(())
+        self.push(v)
     }
 
     /// Appends one u8 (the buffer must be U8).
     #[inline]
     pub fn push_u8(&mut self, v: u8) -> Result<(), ApiError> {
-        if let Chunks::U8(c) = &mut self.chunks
-            && let Some(last) = c.last_mut()
-            && last.len() < self.cap
+        self.push(v)
+    }
+
+    /// Appends one element of the buffer's type: into the last chunk while it has room,
+    /// else into a new chunk taken from the budget.
+    #[inline]
+    fn push<T: Pixel>(&mut self, v: T) -> Result<(), ApiError> {
+        let cap = self.cap;
+        if let Some(last) = T::chunks(&mut self.chunks).and_then(|c| c.last_mut())
+            && last.len() < cap
         {
             last.push(v);
             self.elems += 1;
             return Ok(());
         }
         self.grow()?;
-        match &mut self.chunks {
-            Chunks::U8(c) => {
-                if let Some(last) = c.last_mut() {
-                    last.push(v);
-                }
-            }
-            Chunks::F32(_) => return Err(ApiError::Internal("u8 pushed into a f32 buffer".into())),
-        }
+        let Some(last) = T::chunks(&mut self.chunks).and_then(|c| c.last_mut()) else {
+            return Err(ApiError::Internal(format!(
+                "{} pushed into a {} buffer",
+                T::NAME,
+                self.pixel_type().v2_name()
+            )));
+        };
+        last.push(v);
         self.elems += 1;
         Ok(())
     }
