@@ -168,15 +168,7 @@ async fn bad_requests_get_4xx_json_and_the_server_keeps_serving() {
     // Still serving, and nothing left reserved.
     let (st, _) = s.post_json(INFER, good).await;
     assert_eq!(st, 200);
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics_text().await;
     assert!(text.contains("fn_serve_inflight_input_bytes 0"), "{text}");
     s.stop().await;
 }

@@ -83,15 +83,7 @@ async fn health_metadata_and_status_endpoints() {
     // A prediction, then the metrics show it.
     let body = crate::common::v2_f32_body(&vec![0.0; 784], &[1, 784]);
     assert_eq!(s.post_json("/v2/models/mnist/infer", body).await.0, 200);
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics_text().await;
     assert!(
         text.contains(
             r#"fn_serve_requests_total{endpoint="/v2/models/{name}/infer",status="200"} 1"#

@@ -65,15 +65,7 @@ async fn hot_swap_under_load_fails_no_request() {
     assert!(saw_v2.load(Ordering::Relaxed) >= 20);
     let (_, meta) = s.get("/v2/models/mnist").await;
     assert_eq!(meta["versions"], json!(["2"]));
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics_text().await;
     assert!(text.contains("fn_serve_model_version 2"));
     assert!(text.contains("fn_serve_model_loads_total 2"));
 }
