@@ -115,10 +115,10 @@ pub struct Plan {
 pub const SERVE_SIZES: [usize; 8] = [1, 10, 100, 500, 1000, 2000, 5000, 10_000];
 
 impl Plan {
-    /// The default plan: our recipe in full, the paper's recipe on 1,000-example shards
-    /// with at most 15 rounds, Figure 6 on a 2,000-example shard.
+    /// The default plan: our recipe in full, the paper's recipe on 600-example shards
+    /// with at most 12 rounds, Figure 6 on a 1,000-example shard, 5 s load runs.
     pub fn default_plan() -> Self {
-        Self::build("default", None, 15, 2_000, 10)
+        Self::build("default", None, 12, 1_000, 5)
     }
 
     /// The paper's settings: 10 local epochs for up to 50 rounds on the full shards,
@@ -134,7 +134,7 @@ impl Plan {
         train_shard: usize,
         load_seconds: u64,
     ) -> Self {
-        let paper_limit = if name == "paper" { None } else { Some(1_000) };
+        let paper_limit = if name == "paper" { None } else { Some(600) };
         let mut rounds = Vec::new();
         for split in [Split::Iid, Split::Skewed] {
             let tag = match split {
@@ -171,7 +171,7 @@ impl Plan {
             train_max_epochs: 10,
             serve_sizes: SERVE_SIZES.to_vec(),
             serve_cold_reps: 3,
-            serve_warm_reps: 5,
+            serve_warm_reps: 3,
             load_connections: vec![1, 8, 32, 128],
             load_images: vec![1, 100],
             load_seconds,
