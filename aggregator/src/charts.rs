@@ -474,6 +474,8 @@ mod tests {
                         round_trip_seconds: 1.0,
                         update_bytes: 0,
                         update_norm: None,
+                        weight: None,
+                        clipped_to: None,
                     });
                 }
                 rec

@@ -787,6 +787,8 @@ mod tests {
                             round_trip_seconds: 1.1,
                             update_bytes: 1,
                             update_norm: None,
+                            weight: None,
+                            clipped_to: None,
                         });
                     }
                     rec.timings.total = 2.0;
