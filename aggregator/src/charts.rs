@@ -225,6 +225,8 @@ pub fn format_number(v: f64) -> String {
         format!("{v:.2}")
     } else if a >= 0.01 {
         format!("{v:.3}")
+    } else if a >= 1e-6 {
+        format!("{v:.7}")
     } else {
         format!("{v:.1e}")
     };
@@ -517,6 +519,10 @@ mod tests {
         let labels: Vec<String> = a.ticks.iter().map(|t| a.label(*t)).collect();
         assert!(labels.contains(&"0.1".to_string()), "{labels:?}");
         assert!(labels.contains(&"1".to_string()), "{labels:?}");
+        let a = Axis::fit([0.0007, 0.9].into_iter(), Scale::Log);
+        let labels: Vec<String> = a.ticks.iter().map(|t| a.label(*t)).collect();
+        assert!(labels.contains(&"0.001".to_string()), "{labels:?}");
+        assert!(labels.contains(&"0.005".to_string()), "{labels:?}");
     }
 
     /// The text elements of an SVG, trimmed.

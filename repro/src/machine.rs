@@ -22,6 +22,10 @@ pub struct Machine {
     pub commit: String,
     /// Docker server version, when the engine answers.
     pub docker: Option<String>,
+    /// Cargo profile this binary was built with (`release`, or `dev` with debug asserts;
+    /// the engine and kernels are optimised at opt-level 3 in both).
+    #[serde(default)]
+    pub profile: String,
 }
 
 impl Machine {
@@ -55,6 +59,11 @@ impl Machine {
             memory_gib,
             commit: commit(),
             docker: command_output("docker", &["version", "-f", "{{.Server.Version}}"]),
+            profile: if cfg!(debug_assertions) {
+                "dev (engine and kernels at opt-level 3, debug assertions on)".into()
+            } else {
+                "release".into()
+            },
         }
     }
 }

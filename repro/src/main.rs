@@ -44,7 +44,12 @@ enum Node {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = format!(
-        "cargo run --release -p repro --{}",
+        "cargo run{} -p repro --{}",
+        if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        },
         std::env::args()
             .skip(1)
             .map(|a| format!(" {a}"))

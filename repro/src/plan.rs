@@ -115,10 +115,11 @@ pub struct Plan {
 pub const SERVE_SIZES: [usize; 8] = [1, 10, 100, 500, 1000, 2000, 5000, 10_000];
 
 impl Plan {
-    /// The default plan: our recipe in full, the paper's recipe on 600-example shards
-    /// with at most 12 rounds, Figure 6 on a 1,000-example shard, 5 s load runs.
+    /// The default plan: our recipe on 10,000 examples per client, the paper's recipe on
+    /// 400 per client with at most 10 rounds, Figure 6 on a 500-example shard, 5 s load
+    /// runs; the global model is always evaluated on all 10,000 test images.
     pub fn default_plan() -> Self {
-        Self::build("default", None, 12, 1_000, 5)
+        Self::build("default", Some(10_000), 10, 500, 5)
     }
 
     /// The paper's settings: 10 local epochs for up to 50 rounds on the full shards,
@@ -134,7 +135,7 @@ impl Plan {
         train_shard: usize,
         load_seconds: u64,
     ) -> Self {
-        let paper_limit = if name == "paper" { None } else { Some(600) };
+        let paper_limit = if name == "paper" { None } else { Some(400) };
         let mut rounds = Vec::new();
         for split in [Split::Iid, Split::Skewed] {
             let tag = match split {

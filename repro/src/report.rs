@@ -78,6 +78,7 @@ fn header(md: &mut String, r: &Results) {
         yes(m.avx512f)
     );
     let _ = writeln!(md, "| SIMD tier the engine picked | `{}` |", m.simd_tier);
+    let _ = writeln!(md, "| build profile of this binary | {} |", m.profile);
     let _ = writeln!(md, "| memory | {:.1} GiB |", m.memory_gib);
     let _ = writeln!(
         md,
@@ -881,6 +882,7 @@ mod tests {
                 memory_gib: 24.0,
                 commit: "0123abc".into(),
                 docker: Some("28.2.2".into()),
+                profile: "release".into(),
             },
             command: "cargo run --release -p repro".into(),
             plan,
