@@ -63,8 +63,7 @@ impl IntoResponse for ApiError {
         if self.0.is_server_error() {
             tracing::error!(status = %self.0, error = %self.1, "request failed");
         }
-        let body = serde_json::json!({ "error": self.1 });
-        (self.0, axum::Json(body)).into_response()
+        service::error::json_error(self.0, &self.1)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use fn_train::{Config, init_tracing, run, shutdown_signal};
+use fn_train::{Config, init_tracing, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match run(config, listener, shutdown_signal()).await {
+    match run(config, listener, service::shutdown::sigterm_or_ctrl_c()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "fn-train failed");

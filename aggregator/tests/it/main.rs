@@ -1,12 +1,9 @@
 //! aggregator integration tests: one binary, one file per topic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod cluster;
 mod crash;
 mod fake;
 mod faults;
 mod http_api;
-mod local;
 mod rounds;
-mod serve;
 mod support;
