@@ -22,7 +22,7 @@
 //! is newer than `latest` (a crash between 2 and 3) rolls `latest` forward. So after a crash
 //! at any instant, `latest` names a complete version and the history agrees with it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -410,21 +410,10 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename over
-/// `path`, fsync of the directory.
+/// Writes `bytes` to `path` atomically (`engine::fsutil::write_file`: a temporary file
+/// beside it, fsync, rename over `path`, fsync of the directory).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let written = File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .map_err(io(&tmp))
-        .and_then(|()| fs::rename(&tmp, path).map_err(io(path)));
-    if written.is_err() {
-        remove_quietly(&tmp);
-    }
-    written?;
-    sync_dir(dir)
+    engine::fsutil::write_file(path, bytes).map_err(io(path))
 }
 
 /// Removes `path` if it exists, logging (not returning) any other failure: for clean-up
@@ -438,7 +427,7 @@ fn remove_quietly(path: &Path) {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    engine::fsutil::sync_dir(dir).map_err(io(dir))
 }
 
 fn remove_temporaries(dir: &Path) -> Result<()> {

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aggregator::clients::{ClientSpec, TrainRequest};
+use aggregator::evaluate::test_set_evaluator;
 use aggregator::history::{ClientStatus, RoundStatus};
 use aggregator::http::{AppState, app};
-use aggregator::local::test_set_evaluator;
 use aggregator::rounds::{Coordinator, CoordinatorConfig, TrainSettings, adam};
 use aggregator::store::ModelStore;
 use aggregator::strategy::{RoundSettings, Strategy, StrategyKind};
@@ -22,7 +22,6 @@ use axum::routing::{get, post};
 use engine::data::mnist;
 use engine::{Dataset, ParamSet};
 
-use crate::fake::serve;
 use crate::support::{mnist_dir, spawn_train_node};
 
 /// Largest accuracy loss (absolute, on 1,000 test images after two rounds) one attacker
@@ -89,7 +88,12 @@ async fn attack_reply(
         .unwrap();
     assert!(reply.status().is_success(), "{}", reply.status());
     let honest = engine::weights::from_bytes(reply.bytes().await.unwrap().to_vec()).unwrap();
-    let global_bytes = p.http.get(&req.model.url).send().await.unwrap();
+    let global_bytes = p
+        .http
+        .get(req.model.url.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
     let global = engine::weights::from_bytes(global_bytes.bytes().await.unwrap().to_vec())
         .unwrap()
         .params;
@@ -261,4 +265,14 @@ async fn one_lying_client_cannot_take_over_the_global_model() {
         node.stop(std::time::Duration::from_secs(5)).await;
     }
     assert!(failures.is_empty(), "{failures:?}");
+}
+
+/// Serves `app` on an ephemeral loopback port.
+async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
 }
