@@ -14,6 +14,7 @@ bench (deploy/bench-coldstart.sh) talk to the containers through this one file:
                                            K concurrent N-image requests; print the status
                                            codes seen as JSON
   metric URL NAME                          one value from a Prometheus /metrics page
+  memory CONTAINER                         its cgroup memory now, peak, limit
   wait URL [--timeout S]                   until GET URL answers 200
   coldstart ...                            see bench-coldstart.sh
 
@@ -397,6 +398,27 @@ def cgroup_memory(cid):
     return None
 
 
+def cgroup_peak(cid):
+    for path in (f"/sys/fs/cgroup/memory/docker/{cid}/memory.max_usage_in_bytes",
+                 f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.peak"):
+        try:
+            with open(path) as f:
+                return int(f.read())
+        except OSError:
+            pass
+    return None
+
+
+def cmd_memory(a):
+    cid = subprocess.check_output(["docker", "inspect", "-f", "{{.Id}}", a.container]).decode().strip()
+    name = subprocess.check_output(["docker", "inspect", "-f", "{{.Name}}", cid]).decode().strip()
+    limit = int(subprocess.check_output(["docker", "inspect", "-f", "{{.HostConfig.Memory}}", cid]))
+    mib = lambda b: "-" if b is None else f"{b / 2**20:.1f} MiB"  # noqa: E731
+    print(f"  {name.lstrip('/')}: {mib(cgroup_memory(cid))} / {mib(cgroup_peak(cid))} / "
+          f"{mib(limit or None)}")
+    return 0
+
+
 def rss_of(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -436,6 +458,9 @@ def main():
     p.add_argument("url")
     p.add_argument("name")
     p.set_defaults(f=cmd_metric)
+    p = sub.add_parser("memory")
+    p.add_argument("container")
+    p.set_defaults(f=cmd_memory)
     p = sub.add_parser("wait")
     p.add_argument("url")
     p.add_argument("--timeout", type=float, default=60)
