@@ -7,7 +7,7 @@
 //!   304) to fn-serve and fn-train, with `/v1/rounds`, `/healthz` and `/metrics`.
 //! - [`rounds::Coordinator`] runs a round: sample clients ([`strategy::RoundSettings`],
 //!   Flower's names), invoke them over HTTP ([`clients`]), validate each update
-//!   ([`validate`]), aggregate ([`strategy::Strategy`]: FedAvg, FedAvgM, FedProx, median,
+//!   ([`validate`], then against the rest of the round: [`relative`]), aggregate ([`strategy::Strategy`]: FedAvg, FedAvgM, FedProx, median,
 //!   trimmed mean), evaluate, commit.
 //! - [`local`] is `aggregator local`, the whole edge system on one machine with each node a
 //!   child process ([`nodes`]); [`cluster`] is `aggregator serve`; [`charts`] draws the SVGs.
@@ -22,6 +22,7 @@ pub mod history;
 pub mod http;
 pub mod local;
 pub mod nodes;
+pub mod relative;
 pub mod rounds;
 pub mod store;
 pub mod strategy;

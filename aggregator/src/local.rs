@@ -262,6 +262,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             url: node.url.clone(),
             token: Some(token),
             transport: args.transport,
+            num_examples: None,
         });
         println!("  {id}: {} (pid {})", node.url, node.pid().unwrap_or(0));
         train_nodes.push(node);

@@ -19,6 +19,7 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
         let var = format!("FEDGE_TOKEN_EDGE_{i}");
         clients.push(serde_json::json!({ "id": id, "url": node.url, "token_env": var }));
         token_envs.push((var, token));
+        token_envs.push(("FEDGE_OPERATOR_TOKEN".into(), "operator-secret".into()));
         nodes.push(node);
     }
     let config = serde_json::json!({
@@ -46,12 +47,15 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
     assert_eq!(latest.status(), 200);
     assert_eq!(latest.headers()["x-model-version"], "0");
 
-    let started = http
-        .post(format!("{base}/v1/rounds"))
-        .json(&serde_json::json!({ "rounds": 1 }))
-        .send()
-        .await
-        .unwrap();
+    // The control route wants the operator token, not a client's.
+    let start = |token: &str| {
+        http.post(format!("{base}/v1/rounds"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "rounds": 1 }))
+            .send()
+    };
+    assert_eq!(start(&token_envs[0].1).await.unwrap().status(), 401);
+    let started = start("operator-secret").await.unwrap();
     assert_eq!(started.status(), 202, "{:?}", started.text().await);
 
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -161,6 +161,17 @@ fn parse_structured(body: &[u8]) -> Result<Event, ApiError> {
             (_, serde_json::Value::String(s)) => {
                 attributes.insert(name, s);
             }
+            // The spec types these as String (or URI, Timestamp: strings in JSON); a
+            // number in their place is not a CloudEvent.
+            (
+                "specversion" | "id" | "source" | "type" | "datacontenttype" | "dataschema"
+                | "subject" | "time",
+                _,
+            ) => {
+                return Err(ApiError::BadRequest(format!(
+                    "attribute {name:?} must be a JSON string"
+                )));
+            }
             (_, v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
                 attributes.insert(name, v.to_string());
             }
@@ -566,6 +577,14 @@ mod tests {
                 .to_string()
                 .contains("specversion")
         );
+        // Numbers where the spec says String are refused, not stringified.
+        for doc in [
+            &br#"{"specversion":1.0,"id":"1","source":"/a","type":"t"}"#[..],
+            br#"{"specversion":"1.0","id":1,"source":"/a","type":"t"}"#,
+        ] {
+            let err = parse(&h, Bytes::copy_from_slice(doc)).unwrap_err();
+            assert!(err.to_string().contains("JSON string"), "{err}");
+        }
         let doc = br#"{"specversion":"1.0","source":"/a","type":"t"}"#;
         assert!(
             parse(&h, Bytes::from_static(doc))

@@ -128,10 +128,11 @@ impl TrainRequest {
                 config.max_epochs, self.epochs
             ));
         }
-        if self.batch_size == 0 || self.batch_size > config.max_batch_size {
+        let max_batch = config.effective_max_batch_size();
+        if self.batch_size == 0 || self.batch_size > max_batch {
             return bad(format!(
-                "batch_size must be in 1..={}, got {}",
-                config.max_batch_size, self.batch_size
+                "batch_size must be in 1..={max_batch}, got {}",
+                self.batch_size
             ));
         }
         if self.nonce.len() > MAX_NONCE_LEN || self.nonce.chars().any(char::is_control) {
