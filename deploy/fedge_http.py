@@ -386,27 +386,26 @@ def cmd_coldstart(a):
     return 0
 
 
-def cgroup_memory(cid):
-    """A container's memory use now (cgroup v1 or v2), bytes; None when not readable."""
-    for path in (f"/sys/fs/cgroup/memory/docker/{cid}/memory.usage_in_bytes",
-                 f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.current"):
+def cgroup_file(cid, v1, v2):
+    """An integer file of a container's memory cgroup (v1 name, v2 name); None if unreadable."""
+    for path in (f"/sys/fs/cgroup/memory/docker/{cid}/{v1}",
+                 f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/{v2}"):
         try:
             with open(path) as f:
                 return int(f.read())
         except OSError:
             pass
     return None
+
+
+def cgroup_memory(cid):
+    """A container's memory use now, bytes."""
+    return cgroup_file(cid, "memory.usage_in_bytes", "memory.current")
 
 
 def cgroup_peak(cid):
-    for path in (f"/sys/fs/cgroup/memory/docker/{cid}/memory.max_usage_in_bytes",
-                 f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.peak"):
-        try:
-            with open(path) as f:
-                return int(f.read())
-        except OSError:
-            pass
-    return None
+    """A container's peak memory use since it started, bytes."""
+    return cgroup_file(cid, "memory.max_usage_in_bytes", "memory.peak")
 
 
 def cmd_memory(a):
