@@ -5,7 +5,7 @@
 # removed on exit (trap), also on Ctrl-C; every wait is bounded.
 #
 #   MNIST_DIR=/path/to/mnist deploy/tests/faults.sh
-# Env: FEDGE_FAULT_SHARD (examples per node, 6000), FEDGE_KEEP=1 (leave it up),
+# Env: FEDGE_FAULT_SHARD (examples per node, 4000), FEDGE_KEEP=1 (leave it up),
 #      FEDGE_SKIP_BUILD=1 (use the images as they are; otherwise they are built if missing).
 set -uo pipefail
 FEDGE_ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -41,7 +41,7 @@ cleanup() {
 trap 'cleanup; echo "$passed passed, $failed failed"; [ $failed -eq 0 ]' EXIT
 trap 'failed=$((failed + 1)); exit 130' INT TERM
 
-write_shards "$work/shards" "${FEDGE_FAULT_SHARD:-6000}" || { failed=$((failed + 1)); exit 1; }
+write_shards "$work/shards" "${FEDGE_FAULT_SHARD:-4000}" || { failed=$((failed + 1)); exit 1; }
 export FEDGE_SHARDS="$work/shards"
 export_tokens
 export FEDGE_AGG_PORT="$(free_port)" FEDGE_SERVE_PORT="$(free_port)"
@@ -57,11 +57,11 @@ start_round() {
 }
 # The record of round $1 once written (bounded), as JSON.
 wait_record() {
-  "${FEDGE_HTTP[@]}" rounds "$agg" --until "$1" --since $(($1 - 1)) --quiet --allow-failed --timeout "${2:-120}" >"$work/round-$1.txt" || return 1
+  "${FEDGE_HTTP[@]}" rounds "$agg" --until "$1" --since $(($1 - 1)) --quiet --allow-failed --timeout "${2:-240}" >"$work/round-$1.txt" || return 1
   curl -fsS -m 10 "$agg/v1/rounds" | py "import json,sys; print(json.dumps(next(r for r in json.load(sys.stdin) if r['round']==$1)))"
 }
 # field EXPR < record: a Python expression over `r` (the record).
-field() { py "import json,sys; r=json.load(sys.stdin); print($1)"; }
+field() { py "import json,sys; r=json.load(sys.stdin); print(($1))"; }
 client_status() { field "next(c['status'] for c in r['clients'] if c['client_id']=='$1')"; }
 # Until $1's fn-train is training (fn_train_job_running 1), bounded.
 wait_training() {
@@ -98,7 +98,7 @@ inspect_ok() { # not OOM-killed, never restarted, still running
 }
 
 # ---- up --------------------------------------------------------------------------------
-echo "faults: project $FEDGE_PROJECT, shards of ${FEDGE_FAULT_SHARD:-6000} examples"
+echo "faults: project $FEDGE_PROJECT, shards of ${FEDGE_FAULT_SHARD:-4000} examples"
 t0=$(date +%s.%N)
 compose up -d >/dev/null 2>&1 || { compose up -d; failed=$((failed + 1)); exit 1; }
 check "aggregator answers on its published port" "${FEDGE_HTTP[@]}" wait "$agg/healthz" --timeout 60
@@ -113,10 +113,10 @@ echo "1. docker kill edge-2 mid-round"
 v=$(latest_version)
 r=$(start_round)
 check "edge-2 is training" wait_training edge-2
-docker kill edge-2 >/dev/null 2>&1 || docker kill "$(container_of edge-2)" >/dev/null
+docker kill "$(container_of edge-2)" >/dev/null
 rec=$(wait_record "$r")
 check "round $r completes with the other two" test "$(field "r['status'],sum(c['status']=='accepted' for c in r['clients'])" <<<"$rec")" = "('completed', 2)"
-check "edge-2 is recorded as failed" test "$(client_status edge-2 <<<"$rec")" = failed
+check "edge-2 is recorded as failed (or timed out)" py "import sys; sys.exit(0 if '$(client_status edge-2 <<<"$rec")' in ('failed','timeout') else 1)"
 check "the global model v$((v + 1)) is valid" latest_valid $((v + 1))
 check "its accuracy is recorded (> 50 %)" test "$(field "r['global']['accuracy'] > 0.5" <<<"$rec")" = True
 docker start "$(container_of edge-2)" >/dev/null
@@ -145,7 +145,7 @@ check "edge-3 is training" wait_training edge-3
 c3=$(container_of edge-3)
 docker network disconnect "$net" "$c3"
 t=$(date +%s.%N)
-rec=$(wait_record "$r" 90)
+rec=$(wait_record "$r" 150)
 took=$(since "$t")
 check "round $r ends within the client timeout (${took} s <= ${timeout_s} + 10 s)" \
   py "import sys; sys.exit(0 if $took <= $timeout_s + 10 else 1)"

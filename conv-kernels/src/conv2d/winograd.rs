@@ -243,13 +243,23 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
                 for i in 0..6 {
                     let row: [V; 6] = std::array::from_fn(|j| cols[j][i]);
                     for (l, val) in bt(row).iter().enumerate() {
-                        val.store(&mut res[(i * ALPHA + l) * MAX_LANES..]);
+                        let xi = i * ALPHA + l;
+                        if n == V::LANES {
+                            // A whole vector of tiles: straight into V (no staging copy).
+                            val.store(&mut v[(xi * c_all + c) * t_all + t0..]);
+                        } else {
+                            val.store(&mut res[xi * MAX_LANES..]);
+                        }
                     }
                 }
             }
-            for xi in 0..XI {
-                v[(xi * c_all + c) * t_all + t0..][..n]
-                    .copy_from_slice(&res[xi * MAX_LANES..][..n]);
+            if n < V::LANES {
+                for xi in 0..XI {
+                    let dst = &mut v[(xi * c_all + c) * t_all + t0..][..n];
+                    for (d, s) in dst.iter_mut().zip(&res[xi * MAX_LANES..]) {
+                        *d = *s;
+                    }
+                }
             }
             t0 += n;
         }
