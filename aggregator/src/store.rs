@@ -330,7 +330,9 @@ impl ModelStore {
     /// a later append never lands on a fragment.
     fn append_history(&self, record: &RoundRecord) -> Result<()> {
         let path = self.dir.join("history.jsonl");
-        let mut line = serde_json::to_vec(record).map_err(|e| StoreError::CorruptHistory {
+        let mut finite = record.clone();
+        finite.make_finite();
+        let mut line = serde_json::to_vec(&finite).map_err(|e| StoreError::CorruptHistory {
             line: 0,
             reason: e.to_string(),
         })?;
@@ -503,6 +505,13 @@ pub fn parse_history(content: &[u8]) -> Result<Vec<RoundRecord>> {
                 }
             },
         };
+        if !record.is_finite() {
+            // A number beyond f32 (1e39) parses as infinity and would be served as `null`.
+            return Err(StoreError::CorruptHistory {
+                line: i + 1,
+                reason: "a number is out of range".into(),
+            });
+        }
         if let Some(prev) = records.last()
             && record.round != prev.round + 1
         {
@@ -663,5 +672,39 @@ mod tests {
         let store = ModelStore::open(dir.path(), "mnist").unwrap();
         assert_eq!(store.latest_version(), Some(2));
         assert_eq!(store.next_round(), 3);
+    }
+
+    #[test]
+    fn non_finite_numbers_never_reach_the_file_and_out_of_range_ones_are_refused() {
+        // Found by the fuzz/history target: 1e39 parsed as an f32 infinity, which then
+        // serialised as `null` and no longer parsed.
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        let mut r = record(0, Some(0));
+        r.global = Some(crate::history::GlobalMetrics {
+            loss: f32::INFINITY,
+            accuracy: f32::NAN,
+            per_class_accuracy: vec![],
+            examples: 1,
+        });
+        r.timings.total = f64::NAN;
+        store.commit(b"v0".to_vec(), &r).unwrap();
+        drop(store);
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        let g = store.history()[0].global.clone().unwrap();
+        assert_eq!((g.loss, g.accuracy), (f32::MAX, 0.0));
+        let mut r = record(0, Some(0));
+        r.global = Some(crate::history::GlobalMetrics {
+            loss: 2.5,
+            accuracy: 0.5,
+            per_class_accuracy: vec![],
+            examples: 1,
+        });
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(parse_history(line.as_bytes()).is_ok());
+        let big = line.replace("\"loss\":2.5", "\"loss\":1e39");
+        assert_ne!(big, line);
+        let err = parse_history(big.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
     }
 }
