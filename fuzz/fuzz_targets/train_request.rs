@@ -2,7 +2,7 @@
 //! a request that validates respects every limit of the node.
 #![no_main]
 
-use fn_train::request::parse;
+use fn_train::request::{parse, validate};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         max_model_bytes: 1 << 16,
         ..fn_train::Config::default()
     };
-    if let Ok(job) = request.validate(&config) {
+    if let Ok(job) = validate(request, &config) {
         assert!((1..=50).contains(&job.epochs));
         assert!((1..=256).contains(&job.batch_size));
         assert!(job.proximal_mu.is_none_or(|mu| mu.is_finite() && mu >= 0.0));
