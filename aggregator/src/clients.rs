@@ -21,6 +21,10 @@ pub struct ClientSpec {
     /// How the training request is delivered.
     #[serde(default)]
     pub transport: Transport,
+    /// The client's registered shard size: a reply claiming more examples is refused.
+    /// Unknown (`None`), its claim is capped relative to the round's median instead.
+    #[serde(default)]
+    pub num_examples: Option<u64>,
 }
 
 /// How a training request reaches a node.
@@ -43,6 +47,7 @@ impl std::fmt::Debug for ClientSpec {
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("transport", &self.transport)
+            .field("num_examples", &self.num_examples)
             .finish()
     }
 }
@@ -162,14 +167,13 @@ async fn invoke_inner(
             .unwrap_or_default();
         if ty != TRAIN_COMPLETED {
             return Err(InvokeError::Malformed(format!(
-                "reply event type {ty:?}, expected {TRAIN_COMPLETED:?} in binary mode"
+                "reply event type is not {TRAIN_COMPLETED:?} in binary mode"
             )));
         }
     }
     if !status.is_success() {
-        let body = resp.text().await.unwrap_or_default();
-        let body: String = body.chars().take(300).collect();
-        return Err(InvokeError::Failed(format!("HTTP {status}: {body}")));
+        // The body is the client's words: never copied into the public history.
+        return Err(InvokeError::Failed(format!("HTTP {status}")));
     }
     if let Some(len) = resp.content_length()
         && len > max_bytes

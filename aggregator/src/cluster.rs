@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// URL at which clients reach this aggregator (overrides the config's).
     #[arg(long, env = "FEDGE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Bearer token of the control routes (`POST`/`DELETE /v1/rounds`); not a client's
+    /// token. Unset, the control routes answer 403.
+    #[arg(long, env = "FEDGE_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
 }
 
 /// A client entry of the config file.
@@ -70,6 +74,9 @@ pub struct ClientEntry {
     /// `http` (default) or `cloudevents`.
     #[serde(default)]
     pub transport: crate::clients::Transport,
+    /// Its registered shard size: a reply claiming more examples is refused.
+    #[serde(default)]
+    pub num_examples: Option<u64>,
 }
 
 /// The config file.
@@ -160,6 +167,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             url: c.url.clone(),
             token: resolve_token(c)?,
             transport: c.transport,
+            num_examples: c.num_examples,
         });
     }
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.port)).await?;
@@ -209,18 +217,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             bail!("auto_rounds needs clients");
         };
         tokio::spawn(async move {
-            for _ in 0..cfg.auto_rounds {
-                if let Err(e) = coord.run_round().await {
-                    tracing::error!(error = format!("{e:#}"), "round aborted");
-                    break;
-                }
+            if let Err(e) = coord.run_rounds(cfg.auto_rounds).await {
+                tracing::error!(error = format!("{e:#}"), "round aborted");
             }
         });
+    }
+    let mut state = AppState::new(store, coordinator);
+    match args.operator_token.as_deref().map(str::trim) {
+        Some(token) if !token.is_empty() => state = state.with_operator_token(token),
+        _ => tracing::warn!("no FEDGE_OPERATOR_TOKEN: POST/DELETE /v1/rounds answer 403"),
     }
     let limits = CONN_LIMITS.from_env().map_err(anyhow::Error::msg)?;
     service::serve::serve(
         listener,
-        app(AppState::new(store, coordinator)),
+        app(state),
         limits,
         service::shutdown::sigterm_or_ctrl_c(),
     )

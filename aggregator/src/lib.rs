@@ -7,7 +7,7 @@
 //!   304) to fn-serve and fn-train, with `/v1/rounds`, `/healthz` and `/metrics`.
 //! - [`rounds::Coordinator`] runs a round: sample clients ([`strategy::RoundSettings`],
 //!   Flower's names), invoke them over HTTP ([`clients`]), validate each update
-//!   ([`validate`]), aggregate ([`strategy::Strategy`]: FedAvg, FedAvgM, FedProx, median,
+//!   ([`validate`], then against the rest of the round: [`relative`]), aggregate ([`strategy::Strategy`]: FedAvg, FedAvgM, FedProx, median,
 //!   trimmed mean), evaluate, commit.
 //! - [`cluster`] is `aggregator serve` (config file + env, for a Kubernetes Deployment);
 //!   [`evaluate`] scores candidates on the test set; [`torture`] is the crash tests' writer.
@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod evaluate;
 pub mod history;
 pub mod http;
+pub mod relative;
 pub mod rounds;
 pub mod store;
 pub mod strategy;

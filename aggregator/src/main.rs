@@ -35,6 +35,12 @@ enum Command {
     },
 }
 
+/// The static musl images' allocator: musl's own malloc unmaps large blocks on free, which
+/// made every batch fault its buffers in again (deploy/README.md, "Allocator").
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

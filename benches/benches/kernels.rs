@@ -1,7 +1,8 @@
 //! Kernel benchmarks: the Table 1 layer shapes at batch 64 on one thread, with the naive
-//! reference kernels beside them and `matrixmultiply::sgemm` on a 512 cube as the machine's
-//! practical single-core peak. Throughput is in FLOPs (criterion prints GFLOP/s as
-//! "Gelem/s"), so a kernel's ratio to the sgemm line is its fraction of peak.
+//! reference kernels beside them, `matrixmultiply::sgemm` on a 512 cube as the practical
+//! GEMM line and the FMA probe (`fma_peak/<tier>`) as the machine's one-core arithmetic peak.
+//! Throughput is in FLOPs (criterion prints GFLOP/s as "Gelem/s"), so a kernel's ratio to
+//! `fma_peak/avx2` is its fraction of this CPU's peak.
 //!
 //! Run: `FEDGE_THREADS=1 taskset -c 1 cargo bench -p benches --bench kernels`
 //!
@@ -12,8 +13,8 @@
 
 use conv_kernels::gemm::{MatMut, MatRef, sgemm};
 use conv_kernels::{
-    Activation, Conv2dGeometry, ConvAlgo, DenseGeometry, Padding, Pool2dGeometry, conv2d,
-    conv2d_scratch_len, dense, kernels, pool,
+    Activation, Conv2dGeometry, ConvAlgo, DenseGeometry, Isa, Kernels, Padding, Pool2dGeometry,
+    conv2d, conv2d_scratch_len, dense, kernels, pool,
 };
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -135,6 +136,23 @@ fn configure(c: &mut Criterion<ThreadCpu>) -> criterion::BenchmarkGroup<'_, Thre
     g
 }
 
+/// The machine's one-core FMA peak per SIMD tier the CPU has (`conv_kernels::peak`): the
+/// 100 % line of every GFLOP/s figure below.
+fn bench_peak(c: &mut Criterion<ThreadCpu>) {
+    let mut grp = configure(c);
+    const ITERS: usize = 1_000_000;
+    for isa in [Isa::Portable, Isa::Avx2Fma] {
+        let Some(k) = Kernels::for_isa(isa) else {
+            continue;
+        };
+        grp.throughput(Throughput::Elements(k.fma_probe_flops(ITERS)));
+        grp.bench_function(BenchmarkId::new("fma_peak", isa.name()), |bch| {
+            bch.iter(|| black_box(k.fma_probe(ITERS)))
+        });
+    }
+    grp.finish();
+}
+
 fn bench_sgemm(c: &mut Criterion<ThreadCpu>) {
     let mut grp = configure(c);
     for (name, m, k, n) in [
@@ -179,7 +197,9 @@ fn bench_conv(c: &mut Criterion<ThreadCpu>) {
         let mut scratch = vec![0.0; conv2d_scratch_len(&g)];
         let k = kernels();
         grp.throughput(Throughput::Elements(conv_flops(&g)));
-        for algo in [ConvAlgo::Im2colGemm, ConvAlgo::Direct] {
+        // Winograd's figure counts the direct convolution's FLOPs (what it replaces), so it
+        // can exceed the FMA peak: it does 2.78x fewer multiplies.
+        for algo in [ConvAlgo::Im2colGemm, ConvAlgo::Direct, ConvAlgo::Winograd] {
             grp.bench_function(
                 BenchmarkId::new(format!("{name}_forward"), format!("{algo:?}")),
                 |bch| {
@@ -361,6 +381,6 @@ fn bench_dense_small(c: &mut Criterion<ThreadCpu>) {
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpu);
-    targets = bench_sgemm, bench_conv, bench_dense_pool, bench_dense_small
+    targets = bench_peak, bench_sgemm, bench_conv, bench_dense_pool, bench_dense_small
 }
 criterion_main!(benches);

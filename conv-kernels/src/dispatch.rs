@@ -64,6 +64,12 @@ fn avx2_fma_detected() -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct Kernels {
     pub(crate) isa: Isa,
+    pub(crate) lanes: usize,
+    pub(crate) fma_chains: fn(usize) -> f32,
+    pub(crate) winograd_weights: fn(&[f32], &mut [f32]),
+    pub(crate) winograd_input: fn(&crate::geometry::Conv2dGeometry, &[f32], usize, &mut [f32]),
+    pub(crate) winograd_output:
+        fn(&crate::geometry::Conv2dGeometry, &crate::conv2d::winograd::OutputArgs<'_>, &mut [f32]),
     pub(crate) relu_forward: fn(&[f32], &mut [f32]),
     pub(crate) relu_forward_inplace: fn(&mut [f32]),
     pub(crate) relu_backward: fn(&[f32], &[f32], &mut [f32]),
@@ -135,6 +141,10 @@ entries! {
     im2col => crate::conv2d::im2col::im2col_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, col: &mut [f32]);
     dense_rows => crate::dense::dense_rows_simd: (x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]);
     maxpool_2x2_plane => crate::pool::plane_2x2_simd: (g: &crate::geometry::Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]);
+    fma_chains => crate::peak::fma_chains_simd: (iters: usize) -> f32;
+    winograd_weights => crate::conv2d::winograd::weights_simd: (w: &[f32], u: &mut [f32]);
+    winograd_input => crate::conv2d::winograd::input_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, v: &mut [f32]);
+    winograd_output => crate::conv2d::winograd::output_simd: (g: &crate::geometry::Conv2dGeometry, a: &crate::conv2d::winograd::OutputArgs<'_>, out: &mut [f32]);
 }
 
 impl Kernels {
@@ -142,6 +152,11 @@ impl Kernels {
         use portable_entries as p;
         Kernels {
             isa: Isa::Portable,
+            lanes: 4,
+            fma_chains: p::fma_chains,
+            winograd_weights: p::winograd_weights,
+            winograd_input: p::winograd_input,
+            winograd_output: p::winograd_output,
             relu_forward: p::relu_forward,
             relu_forward_inplace: p::relu_forward_inplace,
             relu_backward: p::relu_backward,
@@ -163,6 +178,11 @@ impl Kernels {
     fn plug_avx2(mut self) -> Self {
         use avx2_entries as a;
         self.isa = Isa::Avx2Fma;
+        self.lanes = 8;
+        self.fma_chains = a::fma_chains;
+        self.winograd_weights = a::winograd_weights;
+        self.winograd_input = a::winograd_input;
+        self.winograd_output = a::winograd_output;
         self.relu_forward = a::relu_forward;
         self.relu_forward_inplace = a::relu_forward_inplace;
         self.relu_backward = a::relu_backward;

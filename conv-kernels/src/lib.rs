@@ -82,6 +82,7 @@ mod error;
 pub mod gemm;
 pub mod geometry;
 pub mod loss;
+pub mod peak;
 pub mod pool;
 mod simd;
 pub mod threads;

@@ -24,7 +24,7 @@ fn run_all(k: &Kernels) -> Vec<(String, Vec<u32>)> {
         let dy = values(i as u64 + 30, g.output_len());
         // Two slots: room for two workers; kernels decide from the pool they run in.
         let mut scratch = vec![0.0; 2 * conv2d_scratch_slot_len(g)];
-        for algo in [ConvAlgo::Im2colGemm, ConvAlgo::Direct] {
+        for algo in [ConvAlgo::Im2colGemm, ConvAlgo::Direct, ConvAlgo::Winograd] {
             let mut out = vec![0.0; g.output_len()];
             k.conv2d_forward(
                 g,

@@ -128,8 +128,12 @@ impl ModelSlot {
             version,
             serial,
         });
-        self.metrics
-            .model_loaded(served.version.parse::<u64>().unwrap_or(served.model.version));
+        self.metrics.model_loaded(
+            served
+                .version
+                .parse::<u64>()
+                .unwrap_or(served.model.version),
+        );
         let mut slot = self.current.write().unwrap_or_else(|p| p.into_inner());
         *slot = Some(served.clone());
         Ok(served)

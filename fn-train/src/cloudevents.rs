@@ -26,7 +26,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
 
-
 /// The only CloudEvents version there is.
 pub const SPEC_VERSION: &str = "1.0";
 /// The event types of the exchange (the contract is the `protocol` crate).
@@ -179,6 +178,17 @@ fn parse_structured(body: &[u8]) -> Result<Event, EventError> {
             }
             (_, serde_json::Value::String(s)) => {
                 attributes.insert(name, s);
+            }
+            // The spec types these as String (or URI, Timestamp: strings in JSON); a
+            // number in their place is not a CloudEvent.
+            (
+                "specversion" | "id" | "source" | "type" | "datacontenttype" | "dataschema"
+                | "subject" | "time",
+                _,
+            ) => {
+                return Err(EventError::Malformed(format!(
+                    "attribute {name:?} must be a JSON string"
+                )));
             }
             (_, v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
                 attributes.insert(name, v.to_string());
@@ -558,6 +568,14 @@ mod tests {
                 .to_string()
                 .contains("specversion")
         );
+        // Numbers where the spec says String are refused, not stringified.
+        for doc in [
+            &br#"{"specversion":1.0,"id":"1","source":"/a","type":"t"}"#[..],
+            br#"{"specversion":"1.0","id":1,"source":"/a","type":"t"}"#,
+        ] {
+            let err = parse(&h, Bytes::copy_from_slice(doc)).unwrap_err();
+            assert!(err.to_string().contains("JSON string"), "{err}");
+        }
         let doc = br#"{"specversion":"1.0","source":"/a","type":"t"}"#;
         assert!(
             parse(&h, Bytes::from_static(doc))

@@ -23,6 +23,12 @@ pub enum ApiError {
     /// Missing or wrong bearer token: 401.
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// Too many wrong tokens lately: 429 with `Retry-After`, the token not even compared.
+    #[error("too many failed authentications; retry later")]
+    AuthRateLimited {
+        /// Seconds for `Retry-After`.
+        retry_after: u64,
+    },
     /// The body's media type is not one this route reads: 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -71,7 +77,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy { .. } | ApiError::AuthRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::DeadlineExceeded(_) => StatusCode::REQUEST_TIMEOUT,
@@ -109,9 +117,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = service::error::json_error(status, &message);
         let retry_after = match &self {
-            ApiError::Busy { retry_after, .. } | ApiError::Unavailable { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            ApiError::Busy { retry_after, .. }
+            | ApiError::Unavailable { retry_after, .. }
+            | ApiError::AuthRateLimited { retry_after } => Some(*retry_after),
             _ => None,
         };
         if let Some(secs) = retry_after {

@@ -25,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod job;
+pub mod memory;
 pub mod metrics;
 pub mod request;
 pub mod routes;

@@ -91,10 +91,11 @@ pub fn validate(request: TrainRequest, config: &Config) -> Result<TrainJob, ApiE
             config.max_epochs, request.epochs
         ));
     }
-    if request.batch_size == 0 || request.batch_size > config.max_batch_size {
+    let max_batch = config.effective_max_batch_size();
+    if request.batch_size == 0 || request.batch_size > max_batch {
         return bad(format!(
-            "batch_size must be in 1..={}, got {}",
-            config.max_batch_size, request.batch_size
+            "batch_size must be in 1..={max_batch}, got {}",
+            request.batch_size
         ));
     }
     if request.nonce.len() > MAX_NONCE_LEN || request.nonce.chars().any(char::is_control) {

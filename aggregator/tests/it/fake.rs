@@ -70,6 +70,12 @@ pub enum Behaviour {
     WrongShape,
     /// Honest but claims the previous round (a replay).
     Replay,
+    /// Honest, but its reply names a 5 MB client id.
+    BloatedId,
+    /// Honest, but reports a million-entry epoch loss, NaN accuracy and infinite seconds.
+    BloatedMetrics,
+    /// Replies 401 with a body that must not reach the public history.
+    Unauthorized,
 }
 
 #[derive(Clone)]
@@ -99,6 +105,7 @@ pub async fn spawn_fake(id: &str, behaviour: Behaviour) -> ClientSpec {
         url: format!("http://{addr}"),
         token: Some(token),
         transport: Default::default(),
+        num_examples: None,
     }
 }
 
@@ -139,6 +146,7 @@ pub async fn spawn_dying(id: &str) -> ClientSpec {
         url: format!("http://{addr}"),
         token: None,
         transport: Default::default(),
+        num_examples: None,
     }
 }
 
@@ -217,6 +225,10 @@ async fn train(
             round -= 1;
             (shifted(0.01), 100, spec)
         }
+        Behaviour::BloatedId | Behaviour::BloatedMetrics => (shifted(0.01), 100, spec),
+        Behaviour::Unauthorized => {
+            return (StatusCode::UNAUTHORIZED, "SECRET-DETAIL of the node").into_response();
+        }
     };
     let mut meta = WeightsMeta::new(spec);
     let extra: BTreeMap<String, String> = [
@@ -232,6 +244,21 @@ async fn train(
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     meta.extra = extra;
+    match s.behaviour {
+        Behaviour::BloatedId => {
+            meta.extra
+                .insert("fedge.client_id".into(), "x".repeat(5 << 20));
+        }
+        Behaviour::BloatedMetrics => {
+            let losses = serde_json::to_string(&vec![0.5f32; 1_000_000]).unwrap();
+            meta.extra.insert("fedge.epoch_loss".into(), losses);
+            meta.extra
+                .insert("fedge.epoch_accuracy".into(), "[NaN]".into());
+            meta.extra
+                .insert("fedge.train_seconds".into(), "inf".into());
+        }
+        _ => {}
+    }
     let bytes = engine::weights::to_bytes(&params, &meta).unwrap();
     (StatusCode::OK, bytes).into_response()
 }

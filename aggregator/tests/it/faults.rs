@@ -131,3 +131,44 @@ async fn only_poisoned_updates_fail_the_round() {
     assert_eq!(latest_value(&coord), 0.0);
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn client_data_is_bounded_and_error_bodies_stay_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = vec![
+        constant("good", 0.25, 10).await,
+        spawn_fake("bloated-id", Behaviour::BloatedId).await,
+        spawn_fake("bloated-metrics", Behaviour::BloatedMetrics).await,
+        spawn_fake("unauthorized", Behaviour::Unauthorized).await,
+    ];
+    let coord = coordinator(dir.path(), clients, settings(1), StrategyKind::Fedavg).await;
+    let r = coord.run_round().await.unwrap();
+    assert_eq!(r.status, RoundStatus::Completed, "{r:#?}");
+    let line = serde_json::to_string(&r).unwrap();
+    assert!(
+        line.len() < 10_000,
+        "the round's record is {} bytes",
+        line.len()
+    );
+    assert!(!line.contains("SECRET"), "{line}");
+    assert!(
+        matches!(status_of(&r, "unauthorized"), ClientStatus::Failed { reason } if reason.contains("401"))
+    );
+    assert!(
+        matches!(status_of(&r, "bloated-id"), ClientStatus::Rejected { reason } if reason.contains("client"))
+    );
+    let metrics = r
+        .clients
+        .iter()
+        .find(|c| c.client_id == "bloated-metrics")
+        .unwrap();
+    assert!(metrics.epoch_loss.is_empty() && metrics.epoch_accuracy.is_empty());
+    assert_eq!(metrics.train_seconds, 0.0);
+    // The persisted history stays small and readable after a restart.
+    let size = std::fs::metadata(dir.path().join("history.jsonl"))
+        .unwrap()
+        .len();
+    assert!(size < 20_000, "history is {size} bytes");
+    drop(coord);
+    aggregator::store::ModelStore::open(dir.path(), "tiny").unwrap();
+}

@@ -4,6 +4,7 @@
 mod crash;
 mod fake;
 mod faults;
+mod full_disk;
 mod http_api;
 mod rounds;
 mod support;

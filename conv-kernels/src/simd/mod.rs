@@ -41,6 +41,11 @@ pub(crate) unsafe trait F32Vec: Copy {
     /// # Safety
     /// The CPU supports the implementation's ISA.
     unsafe fn add(self, o: Self) -> Self;
+    /// Lane-wise `self - o`.
+    ///
+    /// # Safety
+    /// The CPU supports the implementation's ISA.
+    unsafe fn sub(self, o: Self) -> Self;
     /// Lane-wise `self * o`.
     ///
     /// # Safety

@@ -30,6 +30,10 @@ unsafe impl F32Vec for Portable {
         Self(self.0 + o.0)
     }
     #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        Self(self.0 - o.0)
+    }
+    #[inline(always)]
     unsafe fn mul(self, o: Self) -> Self {
         Self(self.0 * o.0)
     }

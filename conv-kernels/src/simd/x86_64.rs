@@ -39,6 +39,11 @@ unsafe impl F32Vec for Avx2 {
         Self(unsafe { _mm256_add_ps(self.0, o.0) })
     }
     #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: AVX availability is the caller's precondition.
+        Self(unsafe { _mm256_sub_ps(self.0, o.0) })
+    }
+    #[inline(always)]
     unsafe fn mul(self, o: Self) -> Self {
         // SAFETY: AVX availability is the caller's precondition.
         Self(unsafe { _mm256_mul_ps(self.0, o.0) })

@@ -80,16 +80,28 @@ impl Conv2dProblem {
 
         let mut scratch = vec![f32::NAN; conv2d_scratch_len(g)];
         for k in tiers() {
-            for algo in [ConvAlgo::Auto, ConvAlgo::Im2colGemm, ConvAlgo::Direct] {
+            for algo in [
+                ConvAlgo::Auto,
+                ConvAlgo::Im2colGemm,
+                ConvAlgo::Direct,
+                ConvAlgo::Winograd,
+            ] {
                 let mut out = vec![f32::NAN; g.output_len()];
                 k.conv2d_forward(g, algo, &x, &w, bias, act, &mut out, &mut scratch)
                     .unwrap();
+                // Winograd's transforms scale terms by up to 25 before the products and
+                // back after: its rounding error is larger than a direct sum's.
+                let rel = if algo.resolve(g) == ConvAlgo::Winograd {
+                    WINOGRAD_REL
+                } else {
+                    1e-5
+                };
                 assert_close(
                     &format!("{:?} {algo:?} forward {g:?}", k.isa()),
                     &out,
                     &want,
                     &scale,
-                    1e-5,
+                    rel,
                     1e-6,
                 );
             }
@@ -129,10 +141,47 @@ impl Conv2dProblem {
     }
 }
 
+/// Relative tolerance (of the sum of |terms|) of the Winograd path.
+const WINOGRAD_REL: f32 = 1e-4;
+
+/// Problems with a 5x5 kernel, the shape Winograd computes: any batch, channels, odd and
+/// even output sizes (partial 2x2 tiles), both paddings.
+fn problem_5x5() -> impl Strategy<Value = Conv2dProblem> {
+    (
+        (1usize..5, 1usize..12, 1usize..16, 1usize..16),
+        (
+            1usize..10,
+            any::<bool>(),
+            any::<u64>(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
+    )
+        .prop_filter_map(
+            "kernel larger than input",
+            |((n, c, h, w), (o, same, seed, bias, relu))| {
+                let padding = if same { Padding::Same } else { Padding::Valid };
+                let g = Conv2dGeometry::new(n, c, h, w, o, 5, 5, padding).ok()?;
+                Some(Conv2dProblem {
+                    g,
+                    seed,
+                    bias,
+                    relu,
+                })
+            },
+        )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
     fn conv2d_fast_paths_match_reference(p in problem()) {
+        p.check();
+    }
+
+    #[test]
+    fn conv2d_winograd_matches_reference_on_5x5_kernels(p in problem_5x5()) {
+        prop_assert_eq!(ConvAlgo::Winograd.resolve(&p.g), ConvAlgo::Winograd);
         p.check();
     }
 }

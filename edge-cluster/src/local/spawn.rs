@@ -153,6 +153,7 @@ async fn start_train_node(
         url: node.url.clone(),
         token: Some(token),
         transport: args.transport,
+        num_examples: None,
     };
     Ok((node, client))
 }

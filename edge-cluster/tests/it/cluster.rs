@@ -47,6 +47,7 @@ async fn cluster(
             url: node.url.clone(),
             token: Some(token),
             transport,
+            num_examples: None,
         });
         nodes.push(node);
     }

@@ -1,6 +1,7 @@
 //! `aggregator serve` end to end: cluster mode (`aggregator::cluster::run`, what the
-//! binary runs) on a real port, configured by a JSON file and token files, runs a round against two real fn-train child processes when asked with
-//! `POST /v1/rounds`, then serves the new version.
+//! binary runs) on a real port, configured by a JSON file and token files, runs a round
+//! against two real fn-train child processes when asked with `POST /v1/rounds` (operator
+//! token), then serves the new version.
 
 use std::time::{Duration, Instant};
 
@@ -12,11 +13,13 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
     let http = reqwest::Client::new();
     let mut nodes = Vec::new();
     let mut clients = Vec::new();
+    let mut client_tokens = Vec::new();
     for i in 0..2 {
         let id = format!("edge-{i}");
         let (node, token) = spawn_train_node(dir.path(), &id, i, 2, 300).await;
         let file = dir.path().join(format!("token-{i}"));
-        std::fs::write(&file, token).unwrap();
+        std::fs::write(&file, &token).unwrap();
+        client_tokens.push(token);
         clients.push(serde_json::json!({ "id": id, "url": node.url, "token_file": file }));
         nodes.push(node);
     }
@@ -35,6 +38,7 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
         port,
         store_dir: dir.path().join("store"),
         public_url: None,
+        operator_token: Some("operator-secret".into()),
     }));
     wait_healthy(&http, &base).await;
     // Version 0 (the initial model) exists before any round.
@@ -46,12 +50,15 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
     assert_eq!(latest.status(), 200);
     assert_eq!(latest.headers()["x-model-version"], "0");
 
-    let started = http
-        .post(format!("{base}/v1/rounds"))
-        .json(&serde_json::json!({ "rounds": 1 }))
-        .send()
-        .await
-        .unwrap();
+    // The control route wants the operator token, not a client's.
+    let start = |token: &str| {
+        http.post(format!("{base}/v1/rounds"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "rounds": 1 }))
+            .send()
+    };
+    assert_eq!(start(&client_tokens[0]).await.unwrap().status(), 401);
+    let started = start("operator-secret").await.unwrap();
     assert_eq!(started.status(), 202, "{:?}", started.text().await);
 
     let deadline = Instant::now() + Duration::from_secs(120);

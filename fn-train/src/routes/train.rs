@@ -139,6 +139,7 @@ pub async fn execute(state: &AppState, mut job: TrainJob) -> Result<TrainOutput,
         client_id: state.config().client_id.clone(),
         expected_spec: state.expected_spec().cloned(),
         metrics: Arc::clone(state.metrics()),
+        memory: state.memory(),
     };
     let round = job.round;
     let result = job::run_on_thread(lease, move |h| {

@@ -1,0 +1,430 @@
+//! Winograd F(2x2, 5x5) forward convolution for 5x5 kernels (conv2 of the Table 1 CNN).
+//!
+//! Each 2x2 output tile comes from a 6x6 input tile: `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`, with
+//! interpolation points 0, ±1, ±2 and ∞. The 36 element-wise products over the input
+//! channels become 36 small GEMMs, `M[ξ] (O x T) = U[ξ] (O x C) · V[ξ] (C x T)`, over the
+//! T tiles of a chunk of images: 36 x 4 = 144 multiply-adds per tile and channel pair where
+//! direct convolution needs 4 x 25 = 100 per output pixel, i.e. 2.78x fewer. The price is
+//! the three transforms (weights once per call, inputs once per tile and channel, outputs
+//! once per tile and output channel) and a slightly larger rounding error than the direct
+//! sum (the transforms' coefficients reach 5 and 1/24; tested against the reference).
+//!
+//! The transforms run on the dispatched SIMD tier, one tile (or filter) per lane; the GEMMs
+//! on `matrixmultiply`. Each output depends only on its own tile's data and the fixed
+//! reduction order over channels, so results do not depend on the thread count.
+
+use crate::dispatch::Kernels;
+use crate::error::Result;
+use crate::gemm::{MatMut, MatRef, sgemm};
+use crate::geometry::Conv2dGeometry;
+use crate::simd::F32Vec;
+use rayon::prelude::*;
+
+/// Transform size: a 6x6 input tile per 2x2 output tile.
+const ALPHA: usize = 6;
+/// Positions of the transformed tile.
+const XI: usize = ALPHA * ALPHA;
+/// Widest vector of any tier: transforms process this many tiles at most per step.
+const MAX_LANES: usize = 8;
+/// Tiles a chunk aims for: V (36·C·T) and M (36·O·T) of conv2 stay within L2 (measured,
+/// see BENCHMARKS.md).
+const TARGET_TILES: usize = 64;
+
+/// Whether this path computes `g` (5x5 kernels, any padding).
+pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
+    g.kernel_h == 5 && g.kernel_w == 5
+}
+
+/// Sizes of the Winograd path for one geometry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WinogradPlan {
+    tiles_h: usize,
+    tiles_w: usize,
+    /// Images per chunk.
+    cn: usize,
+    /// Elements of the transformed weights, `[36, O, C]`.
+    u_len: usize,
+    /// Elements of one worker's V `[36, C, T]` plus M `[36, O, T]`.
+    work_len: usize,
+}
+
+impl WinogradPlan {
+    pub(crate) fn new(g: &Conv2dGeometry) -> Self {
+        let (tiles_h, tiles_w) = (g.out_h.div_ceil(2), g.out_w.div_ceil(2));
+        let per_img = tiles_h * tiles_w;
+        let cn = TARGET_TILES.div_ceil(per_img).clamp(1, g.batch);
+        let t = cn * per_img;
+        Self {
+            tiles_h,
+            tiles_w,
+            cn,
+            u_len: XI * g.out_channels * g.in_channels,
+            work_len: XI * (g.in_channels + g.out_channels) * t,
+        }
+    }
+
+    /// Scratch one worker slot must hold: the shared U (the first slot's) plus its own work.
+    pub(crate) fn slot_len(&self) -> usize {
+        self.u_len + self.work_len
+    }
+}
+
+/// `Bᵀ d` for one column of six values (also used on rows).
+#[inline(always)]
+unsafe fn bt<V: F32Vec>(d: [V; 6]) -> [V; 6] {
+    // SAFETY (whole body): the caller guarantees `V`'s ISA; no memory is accessed.
+    unsafe {
+        let (four, five, two) = (V::splat(4.0), V::splat(5.0), V::splat(2.0));
+        let a = d[4].sub(four.mul(d[2])); // d4 - 4 d2
+        let b = d[3].sub(four.mul(d[1])); // d3 - 4 d1
+        let c = d[4].sub(d[2]); // d4 - d2
+        let e = two.mul(d[3].sub(d[1])); // 2 (d3 - d1)
+        [
+            four.mul_add(d[0], d[4].sub(five.mul(d[2]))),
+            a.add(b),
+            a.sub(b),
+            c.add(e),
+            c.sub(e),
+            four.mul_add(d[1], d[5].sub(five.mul(d[3]))),
+        ]
+    }
+}
+
+/// `Aᵀ m` for six values: two outputs.
+#[inline(always)]
+unsafe fn at<V: F32Vec>(m: [V; 6]) -> [V; 2] {
+    // SAFETY (whole body): the caller guarantees `V`'s ISA; no memory is accessed.
+    unsafe {
+        let two = V::splat(2.0);
+        [
+            m[0].add(m[1]).add(m[2]).add(m[3]).add(m[4]),
+            two.mul_add(m[3].sub(m[4]), m[1].sub(m[2])).add(m[5]),
+        ]
+    }
+}
+
+/// `G g` for five values: six outputs (G's rows: 1/4 g0; -1/6 Σg; -1/6 (g0 - g1 + g2 - g3
+/// + g4); 1/24 g0 + 1/12 g1 + 1/6 g2 + 1/3 g3 + 2/3 g4; the same with odd signs flipped; g4).
+#[inline(always)]
+unsafe fn gk<V: F32Vec>(g: [V; 5]) -> [V; 6] {
+    // SAFETY (whole body): the caller guarantees `V`'s ISA; no memory is accessed.
+    unsafe {
+        let even = g[0].add(g[2]).add(g[4]);
+        let odd = g[1].add(g[3]);
+        let e2 = V::splat(1.0 / 24.0)
+            .mul(g[0])
+            .add(V::splat(1.0 / 6.0).mul(g[2]))
+            .add(V::splat(2.0 / 3.0).mul(g[4]));
+        let o2 = V::splat(1.0 / 12.0)
+            .mul(g[1])
+            .add(V::splat(1.0 / 3.0).mul(g[3]));
+        let m6 = V::splat(-1.0 / 6.0);
+        [
+            V::splat(0.25).mul(g[0]),
+            m6.mul(even.add(odd)),
+            m6.mul(even.sub(odd)),
+            e2.add(o2),
+            e2.sub(o2),
+            g[4],
+        ]
+    }
+}
+
+/// Transforms the filters `w` `[O, C, 5, 5]` into `u` `[36, O, C]` (`u[ξ]` is row-major
+/// `O x C`, the left GEMM operand). One filter per lane.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
+#[inline(always)]
+pub(crate) unsafe fn weights_simd<V: F32Vec>(w: &[f32], u: &mut [f32]) {
+    let filters = w.len() / 25;
+    let mut buf = [0.0f32; 25 * MAX_LANES];
+    let mut res = [0.0f32; XI * MAX_LANES];
+    let mut f0 = 0;
+    while f0 < filters {
+        let n = V::LANES.min(filters - f0);
+        for q in 0..V::LANES {
+            for k in 0..25 {
+                buf[k * MAX_LANES + q] = if q < n { w[(f0 + q) * 25 + k] } else { 0.0 };
+            }
+        }
+        // SAFETY: the caller guarantees `V`'s ISA; loads and stores are through slices.
+        unsafe {
+            let mut rows = [[V::splat(0.0); 6]; 5]; // (G g) per filter row, transposed
+            for (r, row) in rows.iter_mut().enumerate() {
+                let gr: [V; 5] = std::array::from_fn(|c| V::load(&buf[(r * 5 + c) * MAX_LANES..]));
+                *row = gk(gr);
+            }
+            for j in 0..6 {
+                let col: [V; 5] = std::array::from_fn(|r| rows[r][j]);
+                let t = gk(col);
+                for (i, v) in t.iter().enumerate() {
+                    v.store(&mut res[(i * 6 + j) * MAX_LANES..]);
+                }
+            }
+        }
+        let per = u.len() / XI;
+        for xi in 0..XI {
+            u[xi * per + f0..][..n].copy_from_slice(&res[xi * MAX_LANES..][..n]);
+        }
+        f0 += n;
+    }
+}
+
+/// Transforms the input tiles of `nimg` images of `x` into `v` `[36, C, T]` (T = nimg ·
+/// tiles per image; `v[ξ]` is row-major `C x T`, the right GEMM operand). One tile per lane.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
+#[inline(always)]
+pub(crate) unsafe fn input_simd<V: F32Vec>(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    nimg: usize,
+    v: &mut [f32],
+) {
+    let (tiles_h, tiles_w) = (g.out_h.div_ceil(2), g.out_w.div_ceil(2));
+    let per_img = tiles_h * tiles_w;
+    let t_all = nimg * per_img;
+    let c_all = g.in_channels;
+    let plane = g.in_h * g.in_w;
+    let mut d = [0.0f32; XI * MAX_LANES];
+    let mut res = [0.0f32; XI * MAX_LANES];
+    for c in 0..c_all {
+        let mut t0 = 0;
+        while t0 < t_all {
+            let n = V::LANES.min(t_all - t0);
+            for q in 0..V::LANES {
+                let t = t0 + q.min(n - 1);
+                let (img, tile) = (t / per_img, t % per_img);
+                let (th, tw) = (tile / tiles_w, tile % tiles_w);
+                let src = &x[(img * c_all + c) * plane..][..plane];
+                let (r0, c0) = (
+                    2 * th as isize - g.pad_top as isize,
+                    2 * tw as isize - g.pad_left as isize,
+                );
+                let inside = r0 >= 0
+                    && c0 >= 0
+                    && r0 as usize + ALPHA <= g.in_h
+                    && c0 as usize + ALPHA <= g.in_w;
+                if inside {
+                    let base = r0 as usize * g.in_w + c0 as usize;
+                    for a in 0..ALPHA {
+                        let row = &src[base + a * g.in_w..][..ALPHA];
+                        for (b, &val) in row.iter().enumerate() {
+                            d[(a * ALPHA + b) * MAX_LANES + q] = val;
+                        }
+                    }
+                } else {
+                    for a in 0..ALPHA {
+                        for b in 0..ALPHA {
+                            let (ih, iw) = (r0 + a as isize, c0 + b as isize);
+                            let ok = ih >= 0
+                                && iw >= 0
+                                && (ih as usize) < g.in_h
+                                && (iw as usize) < g.in_w;
+                            d[(a * ALPHA + b) * MAX_LANES + q] = if ok {
+                                src[ih as usize * g.in_w + iw as usize]
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
+            }
+            // SAFETY: the caller guarantees `V`'s ISA; loads and stores are through slices.
+            unsafe {
+                let mut cols = [[V::splat(0.0); 6]; 6]; // cols[j] = Bᵀ d[:, j]
+                for (j, col) in cols.iter_mut().enumerate() {
+                    let dj: [V; 6] =
+                        std::array::from_fn(|a| V::load(&d[(a * ALPHA + j) * MAX_LANES..]));
+                    *col = bt(dj);
+                }
+                for i in 0..6 {
+                    let row: [V; 6] = std::array::from_fn(|j| cols[j][i]);
+                    for (l, val) in bt(row).iter().enumerate() {
+                        let xi = i * ALPHA + l;
+                        if n == V::LANES {
+                            // A whole vector of tiles: straight into V (no staging copy).
+                            val.store(&mut v[(xi * c_all + c) * t_all + t0..]);
+                        } else {
+                            val.store(&mut res[xi * MAX_LANES..]);
+                        }
+                    }
+                }
+            }
+            if n < V::LANES {
+                for xi in 0..XI {
+                    let dst = &mut v[(xi * c_all + c) * t_all + t0..][..n];
+                    for (d, s) in dst.iter_mut().zip(&res[xi * MAX_LANES..]) {
+                        *d = *s;
+                    }
+                }
+            }
+            t0 += n;
+        }
+    }
+}
+
+/// Arguments of the output transform.
+#[derive(Debug)]
+pub(crate) struct OutputArgs<'a> {
+    /// The transformed products `[36, O, T]`.
+    pub m: &'a [f32],
+    /// Images of the chunk.
+    pub nimg: usize,
+    /// Per-output-channel bias.
+    pub bias: Option<&'a [f32]>,
+    /// Apply ReLU after the bias.
+    pub relu: bool,
+}
+
+/// Transforms `m` back into 2x2 output tiles, adds the bias, applies ReLU and writes the
+/// chunk's NCHW output `out` (`nimg` images). One tile per lane.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
+#[inline(always)]
+pub(crate) unsafe fn output_simd<V: F32Vec>(
+    g: &Conv2dGeometry,
+    a: &OutputArgs<'_>,
+    out: &mut [f32],
+) {
+    let (tiles_h, tiles_w) = (g.out_h.div_ceil(2), g.out_w.div_ceil(2));
+    let per_img = tiles_h * tiles_w;
+    let t_all = a.nimg * per_img;
+    let o_all = g.out_channels;
+    let p = g.out_h * g.out_w;
+    let mut mbuf = [0.0f32; XI * MAX_LANES];
+    let mut y = [0.0f32; 4 * MAX_LANES];
+    for o in 0..o_all {
+        let bias = a.bias.map_or(0.0, |b| b[o]);
+        let mut t0 = 0;
+        while t0 < t_all {
+            let n = V::LANES.min(t_all - t0);
+            let full = n == V::LANES;
+            if !full {
+                for xi in 0..XI {
+                    mbuf[xi * MAX_LANES..][..n]
+                        .copy_from_slice(&a.m[(xi * o_all + o) * t_all + t0..][..n]);
+                }
+            }
+            // SAFETY: the caller guarantees `V`'s ISA; loads and stores are through slices.
+            unsafe {
+                let load = |xi: usize| {
+                    if full {
+                        V::load(&a.m[(xi * o_all + o) * t_all + t0..])
+                    } else {
+                        V::load(&mbuf[xi * MAX_LANES..])
+                    }
+                };
+                let mut cols = [[V::splat(0.0); 2]; 6]; // cols[j] = Aᵀ m[:, j]
+                for (j, col) in cols.iter_mut().enumerate() {
+                    let mj: [V; 6] = std::array::from_fn(|i| load(i * ALPHA + j));
+                    *col = at(mj);
+                }
+                let (bv, zero) = (V::splat(bias), V::splat(0.0));
+                for r in 0..2 {
+                    let row: [V; 6] = std::array::from_fn(|j| cols[j][r]);
+                    for (s, val) in at(row).iter().enumerate() {
+                        let mut val = val.add(bv);
+                        if a.relu {
+                            val = val.max(zero);
+                        }
+                        val.store(&mut y[(r * 2 + s) * MAX_LANES..]);
+                    }
+                }
+            }
+            for q in 0..n {
+                let t = t0 + q;
+                let (img, tile) = (t / per_img, t % per_img);
+                let (th, tw) = (tile / tiles_w, tile % tiles_w);
+                let plane = &mut out[(img * o_all + o) * p..][..p];
+                for r in 0..2 {
+                    let oh = 2 * th + r;
+                    if oh >= g.out_h {
+                        continue;
+                    }
+                    for s in 0..2 {
+                        let ow = 2 * tw + s;
+                        if ow < g.out_w {
+                            plane[oh * g.out_w + ow] = y[(r * 2 + s) * MAX_LANES + q];
+                        }
+                    }
+                }
+            }
+            t0 += n;
+        }
+    }
+}
+
+/// Forward convolution by Winograd F(2x2, 5x5), with the bias + ReLU epilogue.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    let plan = WinogradPlan::new(g);
+    let (u, work) = scratch.split_at_mut(plan.u_len);
+    (k.winograd_weights)(w, u);
+    let u: &[f32] = u;
+    let (c_all, o_all) = (g.in_channels, g.out_channels);
+    let per_img = plan.tiles_h * plan.tiles_w;
+    let in_img = c_all * g.in_h * g.in_w;
+    let out_img = o_all * g.out_h * g.out_w;
+    let chunk = |n0: usize, out: &mut [f32], slot: &mut [f32]| -> Result<()> {
+        let nimg = out.len() / out_img;
+        let t = nimg * per_img;
+        let (v, rest) = slot.split_at_mut(XI * c_all * t);
+        let m = &mut rest[..XI * o_all * t];
+        (k.winograd_input)(g, &x[n0 * in_img..][..nimg * in_img], nimg, v);
+        for xi in 0..XI {
+            sgemm(
+                o_all,
+                c_all,
+                t,
+                1.0,
+                MatRef::row_major(&u[xi * o_all * c_all..][..o_all * c_all], c_all),
+                MatRef::row_major(&v[xi * c_all * t..][..c_all * t], t),
+                0.0,
+                MatMut::row_major(&mut m[xi * o_all * t..][..o_all * t], t),
+            )?;
+        }
+        let args = OutputArgs {
+            m,
+            nimg,
+            bias,
+            relu,
+        };
+        (k.winograd_output)(g, &args, out);
+        Ok(())
+    };
+    let chunks = g.batch.div_ceil(plan.cn);
+    let slots = work.len() / plan.work_len;
+    let flops = 2 * g.output_len() * c_all * 25;
+    let workers = crate::threads::workers_for(flops, chunks).min(slots).max(1);
+    let per_group = chunks.div_ceil(workers);
+    let run_group = |gi: usize, out: &mut [f32], slot: &mut [f32]| -> Result<()> {
+        for (ci, o) in out.chunks_mut(plan.cn * out_img).enumerate() {
+            chunk(
+                (gi * per_group + ci) * plan.cn,
+                o,
+                &mut slot[..plan.work_len],
+            )?;
+        }
+        Ok(())
+    };
+    if workers <= 1 {
+        return run_group(0, out, work);
+    }
+    out.par_chunks_mut(per_group * plan.cn * out_img)
+        .zip(work.par_chunks_mut(plan.work_len))
+        .enumerate()
+        .try_for_each(|(gi, (o, slot))| run_group(gi, o, slot))
+}
