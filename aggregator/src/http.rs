@@ -24,7 +24,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use service::auth::{Refusal, TokenGuard};
+use service::token::{Refusal, TokenGuard};
 
 use crate::history::RoundStatus;
 use crate::rounds::Coordinator;

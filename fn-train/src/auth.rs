@@ -1,14 +1,24 @@
-//! Bearer-token auth for the training routes, when the node has a token configured (the
-//! comparison itself is [`service::auth::TokenGuard`]).
+//! Bearer-token auth for the training routes (when the node has a token configured), with
+//! [`TokenGuard`] (`service::token`), the comparison every fedge service uses for its
+//! tokens.
+//!
+//! The token is compared as a SHA-256 digest, in constant time over those fixed 32 bytes, so
+//! neither a differing byte nor a differing length shows in the timing. Failures are
+//! rate-limited by a token bucket (a burst of [`FAILURE_BURST`], then
+//! [`FAILURES_PER_SECOND`]): once it is empty every request is refused with 429 and
+//! `Retry-After` *before* any comparison, so guessing gets no answer at all. The bucket is
+//! shared by all peers (behind Knative's queue-proxy they all look alike): a flood of wrong
+//! tokens also delays the right one for a few seconds, the price of not answering guesses.
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use service::auth::Refusal;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+pub use service::token::{FAILURE_BURST, FAILURES_PER_SECOND, Refusal, TokenGuard};
 
 /// Middleware: passes the request on when no token is configured or the
 /// `Authorization: Bearer <token>` header matches; 401 otherwise, 429 while failures are

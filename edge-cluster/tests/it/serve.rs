@@ -1,6 +1,7 @@
 //! `aggregator serve` end to end: cluster mode (`aggregator::cluster::run`, what the
-//! binary runs) on a real port, configured by a JSON file and token files, runs a round against two real fn-train child processes when asked with
-//! `POST /v1/rounds`, then serves the new version.
+//! binary runs) on a real port, configured by a JSON file and token files, runs a round
+//! against two real fn-train child processes when asked with `POST /v1/rounds` (operator
+//! token), then serves the new version.
 
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,8 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
         let (node, token) = spawn_train_node(dir.path(), &id, i, 2, 300).await;
         let file = dir.path().join(format!("token-{i}"));
         std::fs::write(&file, &token).unwrap();
-        clients.push(serde_json::json!({ "id": id, "url": node.url, "token_file": file }));
         client_tokens.push(token);
+        clients.push(serde_json::json!({ "id": id, "url": node.url, "token_file": file }));
         nodes.push(node);
     }
     let config = serde_json::json!({

@@ -23,6 +23,20 @@ pub async fn wait_healthy(http: &reqwest::Client, base: &str) {
     }
 }
 
+/// Serves `app` on a loopback port until the test ends (the services' own listener).
+pub async fn serve_router(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = service::serve::ConnLimits::new(64);
+    tokio::spawn(service::serve::serve(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
+    addr
+}
+
 /// A loopback port that was free a moment ago (for a child process that takes `--port`).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,13 +1,10 @@
-//! [`TokenGuard`]: the bearer-token check every fedge service uses (fn-train's training
-//! routes, the aggregator's control routes).
+//! [`TokenGuard`]: how every fedge service checks a secret token.
 //!
 //! The token is compared as a SHA-256 digest, in constant time over those fixed 32 bytes, so
 //! neither a differing byte nor a differing length shows in the timing. Failures are
 //! rate-limited by a token bucket (a burst of [`FAILURE_BURST`], then
-//! [`FAILURES_PER_SECOND`]): once it is empty every request is refused with 429 and
-//! `Retry-After` *before* any comparison, so guessing gets no answer at all. The bucket is
-//! shared by all peers (behind Knative's queue-proxy they all look alike): a flood of wrong
-//! tokens also delays the right one for a few seconds, the price of not answering guesses.
+//! [`FAILURES_PER_SECOND`]): once it is empty every check is refused *before* any
+//! comparison, so guessing gets no answer at all.
 
 use std::sync::Mutex;
 use std::time::Instant;
