@@ -32,6 +32,11 @@ use crate::store::ModelStore;
 use crate::strategy::{RoundSettings, Strategy, StrategyKind};
 use crate::validate::ValidationLimits;
 
+/// Connection limits of the store's listener ([`service::serve`]; `FEDGE_MAX_CONNECTIONS`
+/// etc. override them): every node and fn-serve replica polls it; 256 connections pin at
+/// most 16 MiB of read buffers.
+pub const CONN_LIMITS: service::serve::ConnLimits = service::serve::ConnLimits::new(256);
+
 /// Flags of `aggregator serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -47,6 +52,10 @@ pub struct ServeArgs {
     /// URL at which clients reach this aggregator (overrides the config's).
     #[arg(long, env = "FEDGE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Bearer token of the control routes (`POST`/`DELETE /v1/rounds`); not a client's
+    /// token. Unset, the control routes answer 403.
+    #[arg(long, env = "FEDGE_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
 }
 
 /// A client entry of the config file.
@@ -65,6 +74,9 @@ pub struct ClientEntry {
     /// `http` (default) or `cloudevents`.
     #[serde(default)]
     pub transport: crate::clients::Transport,
+    /// Its registered shard size: a reply claiming more examples is refused.
+    #[serde(default)]
+    pub num_examples: Option<u64>,
 }
 
 /// The config file.
@@ -134,7 +146,10 @@ fn resolve_token(c: &ClientEntry) -> anyhow::Result<Option<String>> {
 
 /// Runs `aggregator serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing();
+    service::logging::init(
+        "aggregator=info,tower_http=warn",
+        service::logging::Sink::Stdout,
+    );
     let cfg: ClusterConfig = match &args.config {
         Some(path) => serde_json::from_slice(
             &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
@@ -152,6 +167,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             url: c.url.clone(),
             token: resolve_token(c)?,
             transport: c.transport,
+            num_examples: c.num_examples,
         });
     }
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.port)).await?;
@@ -171,7 +187,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let evaluator = match engine::data::mnist::dir_from_env() {
         Ok(dir) => {
             let test = engine::data::mnist::load(&dir, engine::data::mnist::Split::Test)?;
-            Some(crate::local::test_set_evaluator(Arc::new(test)))
+            Some(crate::evaluate::test_set_evaluator(Arc::new(test)))
         }
         Err(e) => {
             tracing::warn!(error = %e, "no test set: rounds are not evaluated");
@@ -201,30 +217,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             bail!("auto_rounds needs clients");
         };
         tokio::spawn(async move {
-            for _ in 0..cfg.auto_rounds {
-                if let Err(e) = coord.run_round().await {
-                    tracing::error!(error = format!("{e:#}"), "round aborted");
-                    break;
-                }
+            if let Err(e) = coord.run_rounds(cfg.auto_rounds).await {
+                tracing::error!(error = format!("{e:#}"), "round aborted");
             }
         });
     }
-    axum::serve(listener, app(AppState::new(store, coordinator)))
-        .with_graceful_shutdown(fn_serve::shutdown::sigterm_or_ctrl_c())
-        .await?;
+    let mut state = AppState::new(store, coordinator);
+    match args.operator_token.as_deref().map(str::trim) {
+        Some(token) if !token.is_empty() => state = state.with_operator_token(token),
+        _ => tracing::warn!("no FEDGE_OPERATOR_TOKEN: POST/DELETE /v1/rounds answer 403"),
+    }
+    let limits = CONN_LIMITS.from_env().map_err(anyhow::Error::msg)?;
+    service::serve::serve(
+        listener,
+        app(state),
+        limits,
+        service::shutdown::sigterm_or_ctrl_c(),
+    )
+    .await?;
     Ok(())
-}
-
-fn init_tracing() {
-    use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("aggregator=info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if std::io::stdout().is_terminal() {
-        builder.try_init()
-    } else {
-        builder.json().flatten_event(true).try_init()
-    };
 }
 
 #[cfg(test)]

@@ -5,9 +5,13 @@
 //! | `GET /v1/models/{name}/latest` | safetensors of the current version; `ETag: "<name>-v<version>"`, `X-Model-Version`; 304 on a matching `If-None-Match`; 404 JSON before the first version |
 //! | `GET /v1/models/{name}/versions/{v}` | the same for one version |
 //! | `GET /v1/rounds` | the round history, JSON array |
-//! | `POST /v1/rounds` | cluster mode: start `{"rounds": n}` rounds in the background (202), 409 while rounds run |
+//! | `POST /v1/rounds` | cluster mode, operator token: start `{"rounds": n}` rounds in the background (202), 409 while rounds run |
+//! | `DELETE /v1/rounds` | cluster mode, operator token: cancel the running round (recorded as failed) and the rest of the run (202) |
 //! | `GET /healthz` | liveness |
 //! | `GET /metrics` | Prometheus text |
+//!
+//! The control routes (`POST`/`DELETE /v1/rounds`) need `Authorization: Bearer` with the
+//! operator token, which is not any client's token; with none configured they answer 403.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +23,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use serde::Deserialize;
+
+use service::auth::{Refusal, TokenGuard};
 
 use crate::history::RoundStatus;
 use crate::rounds::Coordinator;
@@ -33,6 +39,8 @@ pub struct AppState {
     pub coordinator: Option<Arc<Coordinator>>,
     /// Request counters.
     pub counters: Arc<Counters>,
+    /// The operator token's check, guarding the control routes.
+    pub operator: Option<Arc<TokenGuard>>,
 }
 
 impl AppState {
@@ -42,8 +50,39 @@ impl AppState {
             store,
             coordinator,
             counters: Arc::default(),
+            operator: None,
         }
     }
+
+    /// The same state with the control routes open to bearers of `token`.
+    pub fn with_operator_token(mut self, token: &str) -> Self {
+        self.operator = Some(Arc::new(TokenGuard::new(token)));
+        self
+    }
+}
+
+/// Refuses a control request without the operator token.
+fn require_operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(guard) = &state.operator else {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "control routes are disabled: no operator token is configured (FEDGE_OPERATOR_TOKEN)"
+                .into(),
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    guard.check_header(given).map_err(|refusal| match refusal {
+        Refusal::Invalid => ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid operator token".into(),
+        ),
+        Refusal::RateLimited { retry_after } => ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed authentications; retry in {retry_after} s"),
+        ),
+    })
 }
 
 /// Counters exported at `/metrics`.
@@ -63,8 +102,7 @@ impl IntoResponse for ApiError {
         if self.0.is_server_error() {
             tracing::error!(status = %self.0, error = %self.1, "request failed");
         }
-        let body = serde_json::json!({ "error": self.1 });
-        (self.0, axum::Json(body)).into_response()
+        service::error::json_error(self.0, &self.1)
     }
 }
 
@@ -73,7 +111,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/models/{name}/latest", get(latest))
         .route("/v1/models/{name}/versions/{version}", get(version))
-        .route("/v1/rounds", get(rounds).post(start_rounds))
+        .route(
+            "/v1/rounds",
+            get(rounds).post(start_rounds).delete(cancel_rounds),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -194,14 +235,11 @@ fn one() -> u64 {
 
 async fn start_rounds(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Option<axum::Json<StartRounds>>,
 ) -> Result<Response, ApiError> {
-    let Some(coordinator) = state.coordinator.clone() else {
-        return Err(ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this aggregator does not run rounds (no clients configured)".into(),
-        ));
-    };
+    let coordinator = coordinator_of(&state)?;
+    require_operator(&state, &headers)?;
     let n = body.map_or(1, |b| b.rounds);
     if !(1..=1000).contains(&n) {
         return Err(ApiError(
@@ -216,16 +254,34 @@ async fn start_rounds(
         ));
     }
     let first = state.store.next_round();
+    coordinator.clear_cancel();
     tokio::spawn(async move {
-        for _ in 0..n {
-            if let Err(e) = coordinator.run_round().await {
-                tracing::error!(error = format!("{e:#}"), "round aborted");
-                break;
-            }
+        if let Err(e) = coordinator.run_rounds(n).await {
+            tracing::error!(error = format!("{e:#}"), "round aborted");
         }
     });
     let body = serde_json::json!({ "started": n, "first_round": first });
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+async fn cancel_rounds(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let coordinator = coordinator_of(&state)?;
+    require_operator(&state, &headers)?;
+    let running = coordinator.cancel();
+    let body = serde_json::json!({ "cancelled": running });
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+fn coordinator_of(state: &AppState) -> Result<Arc<Coordinator>, ApiError> {
+    state.coordinator.clone().ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this aggregator does not run rounds (no clients configured)".into(),
+        )
+    })
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

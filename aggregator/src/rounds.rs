@@ -18,11 +18,20 @@ use tokio::task::JoinSet;
 
 use crate::clients::{self, ClientSpec, InvokeError, ModelRef, TrainReply, TrainRequest};
 use crate::history::{
-    ClientRecord, ClientStatus, GlobalMetrics, RoundRecord, RoundStatus, RoundTimings, unix_ms,
+    ClientRecord, ClientStatus, GlobalMetrics, RoundRecord, RoundStatus, RoundTimings,
+    bounded_seconds, bounded_series, bounded_text, unix_ms,
 };
+use crate::relative::{self, Candidate, Verdict};
 use crate::store::ModelStore;
 use crate::strategy::{RoundSettings, Strategy, StrategyKind};
 use crate::validate::{self, Claimed, Expected, ValidationLimits};
+
+/// The stream that picks a round's clients (one sub-stream per round). The id is fixed:
+/// a seed must sample the same clients in every release.
+const CLIENT_SAMPLING: engine::Purpose = engine::Purpose::new(5);
+/// The stream of the training seed sent to each client (one sub-stream per round and
+/// client).
+const CLIENT_SEED: engine::Purpose = engine::Purpose::new(6);
 
 /// A sampled client, the nonce it was sent and what came back.
 type Outcome = (ClientSpec, String, Result<TrainReply, InvokeError>);
@@ -35,8 +44,8 @@ pub struct TrainSettings {
     pub epochs: usize,
     /// Client batch size.
     pub batch_size: usize,
-    /// Optimizer in `engine::optim::OptimizerConfig` serde form.
-    pub optimizer: serde_json::Value,
+    /// The clients' optimizer.
+    pub optimizer: engine::OptimizerConfig,
     /// Base seed; each client and round derive their own from it.
     pub seed: u64,
 }
@@ -52,9 +61,12 @@ impl Default for TrainSettings {
     }
 }
 
-/// The Adam optimizer config (Keras defaults besides `lr`) in its wire form.
-pub fn adam(lr: f32) -> serde_json::Value {
-    serde_json::json!({"type": "adam", "lr": lr, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7})
+/// The Adam optimizer config (Keras defaults besides `lr`).
+pub fn adam(lr: f32) -> engine::OptimizerConfig {
+    engine::OptimizerConfig::Adam(engine::AdamConfig {
+        lr,
+        ..engine::AdamConfig::default()
+    })
 }
 
 /// Evaluates a candidate global model on the aggregator's test set.
@@ -128,6 +140,9 @@ pub struct Coordinator {
     http: reqwest::Client,
     strategy: tokio::sync::Mutex<Strategy>,
     running: tokio::sync::Mutex<()>,
+    /// Set by [`cancel`](Self::cancel): the current round stops waiting for clients and
+    /// fails, and a run of rounds stops before its next one.
+    cancelled: tokio::sync::watch::Sender<bool>,
 }
 
 impl Coordinator {
@@ -148,6 +163,7 @@ impl Coordinator {
             http,
             strategy,
             running: tokio::sync::Mutex::new(()),
+            cancelled: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -159,6 +175,40 @@ impl Coordinator {
     /// True while a round runs.
     pub fn is_running(&self) -> bool {
         self.running.try_lock().is_err()
+    }
+
+    /// Runs up to `n` rounds, one after the other, until one errs or the run is cancelled;
+    /// returns how many ran. The cancellation is cleared when the run ends.
+    pub async fn run_rounds(&self, n: u64) -> anyhow::Result<u64> {
+        let mut done = 0;
+        let result = loop {
+            if done == n {
+                break Ok(n);
+            }
+            if *self.cancelled.borrow() {
+                tracing::warn!(done, of = n, "run cancelled");
+                break Ok(done);
+            }
+            if let Err(e) = self.run_round().await {
+                break Err(e);
+            }
+            done += 1;
+        };
+        self.clear_cancel();
+        result
+    }
+
+    /// Forgets a cancellation (one that came while nothing ran must not stop the next run).
+    pub fn clear_cancel(&self) {
+        self.cancelled.send_replace(false);
+    }
+
+    /// Cancels the running round (it stops waiting for clients and is recorded as failed)
+    /// and the rounds after it in a [`run_rounds`](Self::run_rounds); returns whether a
+    /// round was running.
+    pub fn cancel(&self) -> bool {
+        self.cancelled.send_replace(true);
+        self.is_running()
     }
 
     /// Stores `initial` as version 0 (round 0, evaluated) unless the store already has a
@@ -233,6 +283,11 @@ impl Coordinator {
         let t = Instant::now();
         let replies = self.invoke_all(&sampled, round, base_version).await;
         record.timings.clients = t.elapsed().as_secs_f64();
+        if *self.cancelled.borrow() {
+            return self
+                .fail(record, "cancelled by the operator".into(), start)
+                .await;
+        }
 
         let t = Instant::now();
         let (clients, accepted) = self.validate_all(replies, round, &global).await?;
@@ -398,8 +453,7 @@ impl Coordinator {
         }
         let n = settings.sample_size(available.len());
         if n < available.len() {
-            let mut rng =
-                engine::Rng::derive(self.cfg.train.seed, engine::Purpose::ClientSampling, round);
+            let mut rng = engine::Rng::derive(self.cfg.train.seed, CLIENT_SAMPLING, round);
             rng.shuffle(&mut available);
             available.truncate(n);
             available.sort_unstable();
@@ -427,19 +481,25 @@ impl Coordinator {
         );
         let mut tasks = JoinSet::new();
         for (i, client) in sampled.iter().enumerate() {
-            let nonce = clients::random_hex(16);
+            let (http, client) = (self.http.clone(), client.clone());
+            let nonce = match service::random::hex(16) {
+                Ok(nonce) => nonce,
+                Err(e) => {
+                    let failed = InvokeError::Failed(format!("no nonce: the OS generator: {e}"));
+                    tasks.spawn(async move { (i, client, String::new(), Err(failed)) });
+                    continue;
+                }
+            };
             let request = TrainRequest {
                 round,
                 nonce: nonce.clone(),
-                model: ModelRef {
-                    url: model_url.clone(),
-                },
+                model: ModelRef::url(model_url.clone()),
                 epochs: self.cfg.train.epochs,
                 batch_size: self.cfg.train.batch_size,
                 optimizer: self.cfg.train.optimizer.clone(),
                 seed: engine::Rng::derive(
                     self.cfg.train.seed,
-                    engine::Purpose::ClientSeed,
+                    CLIENT_SEED,
                     round * 1_000_003 + i as u64,
                 )
                 .next_u64()
@@ -447,7 +507,6 @@ impl Coordinator {
                 proximal_mu,
                 deadline_ms: Some(client_timeout.as_millis() as u64),
             };
-            let (http, client) = (self.http.clone(), client.clone());
             let max_bytes = self.cfg.limits.max_update_bytes;
             tasks.spawn(async move {
                 let out =
@@ -457,8 +516,16 @@ impl Coordinator {
         }
         let mut done: Vec<Option<Outcome>> = vec![None; sampled.len()];
         let deadline = tokio::time::Instant::now() + settings.round_timeout();
+        let mut cancelled = self.cancelled.subscribe();
         loop {
-            match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(deadline, tasks.join_next()) => next,
+                _ = cancelled.wait_for(|c| *c) => {
+                    tasks.abort_all();
+                    break;
+                }
+            };
+            match next {
                 Ok(Some(Ok((i, client, nonce, out)))) => {
                     if let Some(slot) = done.get_mut(i) {
                         *slot = Some((client, nonce, out));
@@ -495,22 +562,69 @@ impl Coordinator {
         global: &Arc<ParamSet>,
     ) -> anyhow::Result<(Vec<ClientRecord>, Vec<(ClientSpec, TrainReply)>)> {
         let limits = self.cfg.limits.clone();
+        let epochs = self.cfg.train.epochs;
         let global = Arc::clone(global);
         let out = tokio::task::spawn_blocking(move || {
             let mut records = Vec::new();
-            let mut accepted = Vec::new();
+            let mut valid = Vec::new();
             for (client, nonce, outcome) in replies {
-                let (record, keep) = judge(&client, &nonce, outcome, round, &global, &limits);
+                let (record, keep) =
+                    judge(&client, &nonce, outcome, round, &global, &limits, epochs);
                 if let Some(reply) = keep {
-                    accepted.push((client, reply));
+                    valid.push((records.len(), client, reply));
                 }
                 records.push(record);
             }
+            let accepted = judge_relative(&global, valid, &mut records, &limits);
             (records, accepted)
         })
         .await?;
         Ok(out)
     }
+}
+
+/// Applies the round-relative limits ([`relative`]) to the individually `valid` updates
+/// (each with the index of its record): rejects, caps weights (the reply's `num_examples`
+/// becomes the weight used) and clips, noting each in the record.
+fn judge_relative(
+    global: &ParamSet,
+    valid: Vec<(usize, ClientSpec, TrainReply)>,
+    records: &mut [ClientRecord],
+    limits: &ValidationLimits,
+) -> Vec<(ClientSpec, TrainReply)> {
+    let candidates: Vec<Candidate<'_>> = valid
+        .iter()
+        .map(|(i, _, r)| Candidate {
+            params: &r.params,
+            claimed: r.num_examples,
+            norm: records[*i].update_norm.unwrap_or(0.0),
+        })
+        .collect();
+    let verdicts = relative::judge(global, &candidates, limits);
+    let mut accepted = Vec::new();
+    for ((i, client, mut reply), verdict) in valid.into_iter().zip(verdicts) {
+        let record = &mut records[i];
+        match verdict {
+            Verdict::Reject(reason) => {
+                tracing::warn!(client = %client.id, %reason, "update rejected");
+                record.status = ClientStatus::Rejected { reason };
+            }
+            Verdict::Keep { weight, clip_to } => {
+                if weight != reply.num_examples {
+                    tracing::warn!(client = %client.id, claimed = reply.num_examples, weight, "example count capped");
+                    record.weight = Some(weight);
+                    reply.num_examples = weight;
+                }
+                if let (Some(to), Some(from)) = (clip_to, record.update_norm) {
+                    tracing::warn!(client = %client.id, from, to, "update clipped");
+                    relative::clip(global, &mut reply.params, from, to);
+                    record.clipped_to = Some(to);
+                }
+                accepted.push((client, reply));
+            }
+        }
+    }
+    accepted
 }
 
 /// One client's record, and its reply if accepted.
@@ -521,6 +635,7 @@ fn judge(
     round: u64,
     global: &ParamSet,
     limits: &ValidationLimits,
+    max_epochs: usize,
 ) -> (ClientRecord, Option<TrainReply>) {
     let mut record = ClientRecord {
         client_id: client.id.clone(),
@@ -532,6 +647,8 @@ fn judge(
         round_trip_seconds: 0.0,
         update_bytes: 0,
         update_norm: None,
+        weight: None,
+        clipped_to: None,
     };
     let reply = match outcome {
         Ok(r) => r,
@@ -540,17 +657,21 @@ fn judge(
                 InvokeError::Timeout(d) => ClientStatus::Timeout {
                     after_seconds: d.as_secs_f64(),
                 },
-                InvokeError::Failed(reason) => ClientStatus::Failed { reason },
-                InvokeError::Malformed(reason) => ClientStatus::Rejected { reason },
+                InvokeError::Failed(reason) => ClientStatus::Failed {
+                    reason: bounded_text(&reason),
+                },
+                InvokeError::Malformed(reason) => ClientStatus::Rejected {
+                    reason: bounded_text(&reason),
+                },
             };
             tracing::warn!(client = %client.id, status = ?record.status, "no update");
             return (record, None);
         }
     };
     record.num_examples = reply.num_examples;
-    record.epoch_loss = reply.epoch_loss.clone();
-    record.epoch_accuracy = reply.epoch_accuracy.clone();
-    record.train_seconds = reply.train_seconds;
+    record.epoch_loss = bounded_series(&reply.epoch_loss, max_epochs);
+    record.epoch_accuracy = bounded_series(&reply.epoch_accuracy, max_epochs);
+    record.train_seconds = bounded_seconds(reply.train_seconds);
     record.round_trip_seconds = reply.round_trip.as_secs_f64();
     record.update_bytes = reply.bytes;
     let claimed = Claimed {
@@ -566,6 +687,7 @@ fn judge(
         round,
         nonce,
         global,
+        registered_examples: client.num_examples,
     };
     match validate::validate(&claimed, &expected, limits) {
         Ok(norm) => {
@@ -578,7 +700,7 @@ fn judge(
                 record.update_norm = Some(validate::update_norm(global, &reply.params));
             }
             record.status = ClientStatus::Rejected {
-                reason: rejection.to_string(),
+                reason: bounded_text(&rejection.to_string()),
             };
             (record, None)
         }

@@ -22,8 +22,8 @@
 //! is newer than `latest` (a crash between 2 and 3) rolls `latest` forward. So after a crash
 //! at any instant, `latest` names a complete version and the history agrees with it.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -81,6 +81,9 @@ pub type VersionCheck = dyn Fn(&[u8]) -> std::result::Result<(), String> + Send 
 struct State {
     latest: Option<(u64, Bytes)>,
     history: Vec<RoundRecord>,
+    /// Length of `history.jsonl` after its last complete line: an append that fails part
+    /// way (a full disk) is cut back to it, so no torn line is ever followed by another.
+    history_len: u64,
 }
 
 /// The model store: versions, the `latest` pointer and the round history of one model.
@@ -107,7 +110,7 @@ impl ModelStore {
         fs::create_dir_all(&versions).map_err(io(&versions))?;
         remove_temporaries(dir)?;
         remove_temporaries(&versions)?;
-        let history = load_history(&dir.join("history.jsonl"))?;
+        let (history, history_len) = load_history(&dir.join("history.jsonl"))?;
         let committed = history.iter().rev().find_map(|r| r.version);
         let pointer = read_pointer(&dir.join("latest"))?;
         let store = Self {
@@ -116,6 +119,7 @@ impl ModelStore {
             state: Mutex::new(State {
                 latest: None,
                 history,
+                history_len,
             }),
         };
         store.remove_uncommitted(committed)?;
@@ -131,7 +135,11 @@ impl ModelStore {
                 check(&bytes).map_err(|reason| StoreError::BadVersion { version: v, reason })?;
                 if pointer != Some(v) {
                     tracing::warn!(?pointer, version = v, "repairing the latest pointer");
-                    store.write_pointer(v)?;
+                    // The history is the commit point; a pointer that cannot be rewritten
+                    // (a full disk) must not stop the aggregator from starting.
+                    if let Err(e) = store.write_pointer(v) {
+                        tracing::warn!(error = %e, "could not repair the latest pointer");
+                    }
                 }
                 Some((v, Bytes::from(bytes)))
             }
@@ -249,13 +257,24 @@ impl ModelStore {
         if record.status == RoundStatus::Failed {
             return Err(StoreError::Sequence("a failed round has no version".into()));
         }
-        if let Some(server_state) = server_state {
-            write_atomic(&self.server_state_path(version), server_state)?;
-        }
+        let state_path = self.server_state_path(version);
         let path = self.version_path(version);
-        write_atomic(&path, &bytes)?;
-        self.append_history(record)?;
-        self.write_pointer(version)?;
+        let written = server_state
+            .map_or(Ok(()), |s| write_atomic(&state_path, s))
+            .and_then(|()| write_atomic(&path, &bytes))
+            .and_then(|()| self.append_history(record));
+        if let Err(e) = written {
+            // Nothing names these files yet: remove them now rather than at the next open,
+            // to give the space back.
+            remove_quietly(&path);
+            remove_quietly(&state_path);
+            return Err(e);
+        }
+        // The history line is the commit point: from here the round is committed, whatever
+        // happens to the pointer (repaired at the next open).
+        if let Err(e) = self.write_pointer(version) {
+            tracing::warn!(error = %e, version, "the latest pointer lags; the next open repairs it");
+        }
         let previous = self.latest_version();
         if let Ok(mut state) = self.state.lock() {
             state.latest = Some((version, Bytes::from(bytes)));
@@ -306,20 +325,45 @@ impl ModelStore {
         Ok(record.version)
     }
 
+    /// Appends `record` as one line and fsyncs it. On any failure (ENOSPC part way, a failed
+    /// fsync) the file is cut back to its last complete line before the error returns, so
+    /// a later append never lands on a fragment.
     fn append_history(&self, record: &RoundRecord) -> Result<()> {
         let path = self.dir.join("history.jsonl");
-        let mut line = serde_json::to_vec(record).map_err(|e| StoreError::CorruptHistory {
+        let mut finite = record.clone();
+        finite.make_finite();
+        let mut line = serde_json::to_vec(&finite).map_err(|e| StoreError::CorruptHistory {
             line: 0,
             reason: e.to_string(),
         })?;
         line.push(b'\n');
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| StoreError::Sequence("the store's state lock is poisoned".into()))?;
+        let good = state.history_len;
         let mut file = OpenOptions::new()
             .create(true)
-            .append(true)
+            .write(true)
+            .truncate(false)
             .open(&path)
             .map_err(io(&path))?;
-        file.write_all(&line).map_err(io(&path))?;
-        file.sync_data().map_err(io(&path))?;
+        let appended = (|| {
+            // A previous failure whose cut-back failed too leaves bytes past `good`.
+            if file.metadata()?.len() != good {
+                file.set_len(good)?;
+            }
+            file.seek(SeekFrom::Start(good))?;
+            file.write_all(&line)?;
+            file.sync_data()
+        })();
+        if let Err(e) = appended {
+            if let Err(cut) = file.set_len(good).and_then(|()| file.sync_all()) {
+                tracing::error!(error = %cut, "could not cut a failed history append back");
+            }
+            return Err(io(&path)(e));
+        }
+        state.history_len = good + line.len() as u64;
         Ok(())
     }
 
@@ -368,23 +412,24 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename over
-/// `path`, fsync of the directory.
+/// Writes `bytes` to `path` atomically (`engine::fsutil::write_file`: a temporary file
+/// beside it, fsync, rename over `path`, fsync of the directory).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    engine::fsutil::write_file(path, bytes).map_err(io(path))
+}
+
+/// Removes `path` if it exists, logging (not returning) any other failure: for clean-up
+/// after an error that is already being returned.
+fn remove_quietly(path: &Path) {
+    if let Err(e) = fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
     {
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+        tracing::warn!(path = %path.display(), error = %e, "could not remove");
     }
-    fs::rename(&tmp, path).map_err(io(path))?;
-    sync_dir(dir)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    engine::fsutil::sync_dir(dir).map_err(io(dir))
 }
 
 fn remove_temporaries(dir: &Path) -> Result<()> {
@@ -407,11 +452,17 @@ fn read_pointer(path: &Path) -> Result<Option<u64>> {
     }
 }
 
-/// Reads the history, truncating a torn (unterminated) last line.
-fn load_history(path: &Path) -> Result<Vec<RoundRecord>> {
+/// Reads the history, truncating a torn (unterminated) last line; returns the records and
+/// the file's length after the last complete line.
+///
+/// A complete line that does not parse but ends in a parsable record after a fragment is
+/// the mark of a torn append followed by another append (stores written before appends
+/// were cut back on failure): the fragment is dropped with a warning. Anything else that
+/// does not parse is damage from outside and an error.
+fn load_history(path: &Path) -> Result<(Vec<RoundRecord>, u64)> {
     let mut file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(io(path)(e)),
     };
     let mut content = Vec::new();
@@ -428,16 +479,39 @@ fn load_history(path: &Path) -> Result<Vec<RoundRecord>> {
         file.set_len(complete as u64).map_err(io(path))?;
         file.sync_all().map_err(io(path))?;
     }
+    let records = parse_history(&content[..complete])?;
+    Ok((records, complete as u64))
+}
+
+/// Parses complete history lines (see [`load_history`]).
+pub fn parse_history(content: &[u8]) -> Result<Vec<RoundRecord>> {
     let mut records: Vec<RoundRecord> = Vec::new();
-    for (i, line) in content[..complete].split(|&b| b == b'\n').enumerate() {
+    for (i, line) in content.split(|&b| b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let record: RoundRecord =
-            serde_json::from_slice(line).map_err(|e| StoreError::CorruptHistory {
+        let record = match serde_json::from_slice::<RoundRecord>(line) {
+            Ok(r) => r,
+            Err(e) => match after_fragment(line) {
+                Some(r) => {
+                    tracing::warn!(line = i + 1, "dropping a torn fragment before a record");
+                    r
+                }
+                None => {
+                    return Err(StoreError::CorruptHistory {
+                        line: i + 1,
+                        reason: e.to_string(),
+                    });
+                }
+            },
+        };
+        if !record.is_finite() {
+            // A number beyond f32 (1e39) parses as infinity and would be served as `null`.
+            return Err(StoreError::CorruptHistory {
                 line: i + 1,
-                reason: e.to_string(),
-            })?;
+                reason: "a number is out of range".into(),
+            });
+        }
         if let Some(prev) = records.last()
             && record.round != prev.round + 1
         {
@@ -449,6 +523,16 @@ fn load_history(path: &Path) -> Result<Vec<RoundRecord>> {
         records.push(record);
     }
     Ok(records)
+}
+
+/// The record that starts after a torn fragment in `line`: the last `{"round":` past the
+/// start from which the rest parses.
+fn after_fragment(line: &[u8]) -> Option<RoundRecord> {
+    const START: &[u8] = b"{\"round\":";
+    (1..line.len())
+        .rev()
+        .filter(|&i| line[i..].starts_with(START))
+        .find_map(|i| serde_json::from_slice(&line[i..]).ok())
 }
 
 #[cfg(test)]
@@ -563,5 +647,64 @@ mod tests {
             matches!(err, StoreError::CorruptHistory { line: 1, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_fragment_with_a_record_appended_onto_it_is_repaired() {
+        // What a full disk did before appends were cut back: round 2's line torn, round 3
+        // appended onto the fragment; the aggregator then refused to start.
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        store.commit(b"v0".to_vec(), &record(0, Some(0))).unwrap();
+        store.commit(b"v1".to_vec(), &record(1, Some(1))).unwrap();
+        drop(store);
+        let mut line = serde_json::to_vec(&record(2, None)).unwrap();
+        line.truncate(line.len() / 2);
+        line.extend(serde_json::to_vec(&record(2, Some(2))).unwrap());
+        line.push(b'\n');
+        fs::write(dir.path().join("versions/000002.safetensors"), b"v2").unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("history.jsonl"))
+            .unwrap();
+        f.write_all(&line).unwrap();
+        drop(f);
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        assert_eq!(store.latest_version(), Some(2));
+        assert_eq!(store.next_round(), 3);
+    }
+
+    #[test]
+    fn non_finite_numbers_never_reach_the_file_and_out_of_range_ones_are_refused() {
+        // Found by the fuzz/history target: 1e39 parsed as an f32 infinity, which then
+        // serialised as `null` and no longer parsed.
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        let mut r = record(0, Some(0));
+        r.global = Some(crate::history::GlobalMetrics {
+            loss: f32::INFINITY,
+            accuracy: f32::NAN,
+            per_class_accuracy: vec![],
+            examples: 1,
+        });
+        r.timings.total = f64::NAN;
+        store.commit(b"v0".to_vec(), &r).unwrap();
+        drop(store);
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        let g = store.history()[0].global.clone().unwrap();
+        assert_eq!((g.loss, g.accuracy), (f32::MAX, 0.0));
+        let mut r = record(0, Some(0));
+        r.global = Some(crate::history::GlobalMetrics {
+            loss: 2.5,
+            accuracy: 0.5,
+            per_class_accuracy: vec![],
+            examples: 1,
+        });
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(parse_history(line.as_bytes()).is_ok());
+        let big = line.replace("\"loss\":2.5", "\"loss\":1e39");
+        assert_ne!(big, line);
+        let err = parse_history(big.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
     }
 }

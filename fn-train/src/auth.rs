@@ -1,35 +1,36 @@
-//! Bearer-token auth for the training routes (when the node has a token configured).
+//! Bearer-token auth for the training routes, when the node has a token configured (the
+//! comparison itself is [`service::auth::TokenGuard`]).
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use service::auth::Refusal;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Middleware: passes the request on when no token is configured or the
-/// `Authorization: Bearer <token>` header matches; 401 otherwise.
+/// `Authorization: Bearer <token>` header matches; 401 otherwise, 429 while failures are
+/// rate-limited.
 pub async fn require_bearer(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(expected) = state.config().token.as_deref() {
+    if let Some(guard) = state.token_guard() {
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then_some(token.trim())
-            });
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+            .and_then(|v| v.to_str().ok());
+        if let Err(refusal) = guard.check_header(given) {
+            let error = match refusal {
+                Refusal::Invalid => ApiError::Unauthorized,
+                Refusal::RateLimited { retry_after } => ApiError::AuthRateLimited { retry_after },
+            };
             // The request body is left unread, so hyper cannot reuse the connection; say so,
             // or a keep-alive client would send its next request into a closing socket.
-            let mut response = ApiError::Unauthorized.into_response();
+            let mut response = error.into_response();
             response.headers_mut().insert(
                 header::CONNECTION,
                 header::HeaderValue::from_static("close"),
@@ -38,22 +39,4 @@ pub async fn require_bearer(
         }
     }
     next.run(request).await
-}
-
-/// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn constant_time_eq_compares_bytes() {
-        assert!(super::constant_time_eq(b"abc", b"abc"));
-        assert!(!super::constant_time_eq(b"abc", b"abd"));
-        assert!(!super::constant_time_eq(b"abc", b"ab"));
-    }
 }

@@ -13,13 +13,14 @@
 //! | `FEDGE_CLIENT_INDEX`, `FEDGE_NUM_CLIENTS` | this node is client i of n | 0 of 1 |
 //! | `FEDGE_PARTITION_SEED` | seed of the partition (same on every node) | 42 |
 //! | `FEDGE_SHARD_LIMIT` | keep only the first N examples of the shard | all |
-//! | `FEDGE_MAX_EPOCHS`, `FEDGE_MAX_BATCH_SIZE` | largest values a request may ask for | 100, 1024 |
+//! | `FEDGE_MAX_EPOCHS`, `FEDGE_MAX_BATCH_SIZE` | largest values a request may ask for (batch 0: the largest power of two whose training fits the memory the process has, see [`memory`](crate::memory)) | 100, 0 |
 //! | `FEDGE_MAX_BODY_BYTES` | request body limit (inline models are base64) | 16 MiB |
 //! | `FEDGE_MAX_MODEL_BYTES` | largest model accepted from a URL or inline | 64 MiB |
 //! | `FEDGE_MODEL_FETCH_TIMEOUT_MS` | timeout of the model download | 30000 |
 //! | `FEDGE_GRACE_PERIOD_MS` | after SIGTERM, how long a running job may still finish | 20000 |
 //! | `FEDGE_RETRY_AFTER_SECS` | `Retry-After` sent with 429 and 503 | 5 |
-//! | `FEDGE_EXPECTED_SPEC` | JSON model spec the node insists on (refuses other architectures) | unset |
+//! | `FEDGE_EXPECTED_SPEC` | JSON model spec the node insists on (refuses other architectures) | the Table 1 CNN |
+//! | `FEDGE_ANY_ARCHITECTURE` | with no expected spec, train any architecture whose buffers fit | false |
 //!
 //! When both `FEDGE_SHARD_DIR` and `MNIST_DIR` are set the shard folder wins: the node's
 //! own data is the production path, partitioning the full set is for local runs.
@@ -71,8 +72,9 @@ pub struct Config {
     /// Largest number of local epochs a request may ask for.
     #[arg(long, env = "FEDGE_MAX_EPOCHS", default_value_t = 100)]
     pub max_epochs: usize,
-    /// Largest batch size a request may ask for.
-    #[arg(long, env = "FEDGE_MAX_BATCH_SIZE", default_value_t = 1024)]
+    /// Largest batch size a request may ask for; 0 derives it from the memory the process
+    /// has (the cgroup limit).
+    #[arg(long, env = "FEDGE_MAX_BATCH_SIZE", default_value_t = 0)]
     pub max_batch_size: usize,
     /// Request body limit in bytes.
     #[arg(long, env = "FEDGE_MAX_BODY_BYTES", default_value_t = 16 << 20)]
@@ -90,8 +92,13 @@ pub struct Config {
     #[arg(long, env = "FEDGE_RETRY_AFTER_SECS", default_value_t = 5)]
     pub retry_after_secs: u64,
     /// JSON model spec this node insists on; weights of another architecture are refused.
+    /// Unset: the Table 1 CNN, unless `any_architecture`.
     #[arg(long, env = "FEDGE_EXPECTED_SPEC")]
     pub expected_spec: Option<PathBuf>,
+    /// With no expected spec, accept any architecture (whose training still has to fit
+    /// the memory the process has).
+    #[arg(long, env = "FEDGE_ANY_ARCHITECTURE")]
+    pub any_architecture: bool,
 }
 
 impl Default for Config {
@@ -109,13 +116,14 @@ impl Default for Config {
             partition_seed: 42,
             shard_limit: None,
             max_epochs: 100,
-            max_batch_size: 1024,
+            max_batch_size: 0,
             max_body_bytes: 16 << 20,
             max_model_bytes: 64 << 20,
             model_fetch_timeout_ms: 30_000,
             grace_period_ms: 20_000,
             retry_after_secs: 5,
             expected_spec: None,
+            any_architecture: false,
         }
     }
 }
@@ -142,6 +150,7 @@ impl std::fmt::Debug for Config {
             .field("grace_period_ms", &self.grace_period_ms)
             .field("retry_after_secs", &self.retry_after_secs)
             .field("expected_spec", &self.expected_spec)
+            .field("any_architecture", &self.any_architecture)
             .finish()
     }
 }
@@ -189,8 +198,8 @@ impl Config {
         {
             return bad("the bearer token must be non-empty visible ASCII".to_owned());
         }
-        if self.max_epochs == 0 || self.max_batch_size == 0 {
-            return bad("max epochs and max batch size must be at least 1".to_owned());
+        if self.max_epochs == 0 {
+            return bad("max epochs must be at least 1".to_owned());
         }
         if self.max_body_bytes < 1024 || self.max_model_bytes < 1024 {
             return bad("body and model limits must be at least 1 KiB".to_owned());
@@ -232,6 +241,19 @@ impl Config {
         Duration::from_millis(self.grace_period_ms)
     }
 
+    /// `max_batch_size`, or when it is 0 the largest Table 1 batch that fits the memory
+    /// the process has ([`AppState`](crate::state::AppState) resolves it once at start).
+    pub fn effective_max_batch_size(&self) -> usize {
+        match self.max_batch_size {
+            0 => crate::memory::default_max_batch(
+                &engine::presets::table1_cnn(),
+                crate::memory::available(),
+                0,
+            ),
+            n => n,
+        }
+    }
+
     /// Reads `expected_spec` when set.
     ///
     /// # Errors
@@ -271,7 +293,7 @@ mod tests {
             "--num-clients=1",
             "--partition-seed=42",
             "--max-epochs=100",
-            "--max-batch-size=1024",
+            "--max-batch-size=0",
             "--max-body-bytes=16777216",
             "--max-model-bytes=67108864",
             "--model-fetch-timeout-ms=30000",

@@ -4,7 +4,6 @@
 //! node (not from the caller's input) answer with a short message; the full error goes to the
 //! log at the point where it is turned into a response.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -24,6 +23,12 @@ pub enum ApiError {
     /// Missing or wrong bearer token: 401.
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// Too many wrong tokens lately: 429 with `Retry-After`, the token not even compared.
+    #[error("too many failed authentications; retry later")]
+    AuthRateLimited {
+        /// Seconds for `Retry-After`.
+        retry_after: u64,
+    },
     /// The body's media type is not one this route reads: 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -72,11 +77,23 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy { .. } | ApiError::AuthRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::DeadlineExceeded(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The CloudEvents decoder's errors at the HTTP edge.
+impl From<crate::cloudevents::EventError> for ApiError {
+    fn from(e: crate::cloudevents::EventError) -> Self {
+        match e {
+            crate::cloudevents::EventError::Malformed(m) => ApiError::BadRequest(m),
+            crate::cloudevents::EventError::Unsupported(m) => ApiError::UnsupportedMediaType(m),
         }
     }
 }
@@ -98,11 +115,11 @@ impl IntoResponse for ApiError {
                 other.to_string()
             }
         };
-        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        let mut response = service::error::json_error(status, &message);
         let retry_after = match &self {
-            ApiError::Busy { retry_after, .. } | ApiError::Unavailable { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            ApiError::Busy { retry_after, .. }
+            | ApiError::Unavailable { retry_after, .. }
+            | ApiError::AuthRateLimited { retry_after } => Some(*retry_after),
             _ => None,
         };
         if let Some(secs) = retry_after {

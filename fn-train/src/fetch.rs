@@ -1,5 +1,9 @@
 //! Getting the global model's bytes: inline (already decoded) or over http with a timeout
 //! and a size cap, streamed so a lying `Content-Length` cannot make us allocate.
+//!
+//! An error tells the caller the failure's class only (unreachable, error status, timeout,
+//! too large): never the transport's words, a length or bytes of the remote answer, which
+//! would make the node a probe of what it can reach. The detail goes to the node's log.
 
 use std::time::Duration;
 
@@ -31,7 +35,7 @@ pub async fn model_bytes(
     };
     let too_large = || {
         ApiError::PayloadTooLarge(format!(
-            "the model at {url} is larger than the limit of {} bytes",
+            "the model is larger than the limit of {} bytes",
             limits.max_bytes
         ))
     };
@@ -41,12 +45,16 @@ pub async fn model_bytes(
             .header(reqwest::header::ACCEPT, "application/octet-stream")
             .send()
             .await
-            .map_err(|e| ApiError::BadGateway(format!("cannot fetch the model from {url}: {e}")))?;
+            .map_err(|e| {
+                tracing::warn!(%url, error = %e, "model fetch failed");
+                ApiError::BadGateway("the model URL could not be reached".into())
+            })?;
         let status = response.status();
         if !status.is_success() {
-            return Err(ApiError::BadGateway(format!(
-                "the model URL {url} answered {status}"
-            )));
+            tracing::warn!(%url, %status, "model fetch refused");
+            return Err(ApiError::BadGateway(
+                "the model URL answered with an error status".into(),
+            ));
         }
         if response
             .content_length()
@@ -57,7 +65,8 @@ pub async fn model_bytes(
         let capacity = response.content_length().unwrap_or(0) as usize;
         let mut body = Vec::with_capacity(capacity.min(limits.max_bytes));
         while let Some(chunk) = response.chunk().await.map_err(|e| {
-            ApiError::BadGateway(format!("the model download from {url} broke off: {e}"))
+            tracing::warn!(%url, error = %e, "model download broke off");
+            ApiError::BadGateway("the model download broke off".into())
         })? {
             if body.len() + chunk.len() > limits.max_bytes {
                 return Err(too_large());
@@ -70,7 +79,7 @@ pub async fn model_bytes(
         .await
         .map_err(|_| {
             ApiError::BadGateway(format!(
-                "fetching the model from {url} took longer than {} ms",
+                "fetching the model took longer than {} ms",
                 limits.timeout.as_millis()
             ))
         })?

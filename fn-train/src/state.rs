@@ -32,6 +32,8 @@ struct Inner {
     http: reqwest::Client,
     draining: AtomicBool,
     events: Mutex<EventMemo>,
+    token_guard: Option<service::auth::TokenGuard>,
+    memory: Option<u64>,
 }
 
 /// At-least-once delivery: the event being processed and the last one answered, by
@@ -75,13 +77,29 @@ impl AppState {
                     .map_err(|e| ConfigError(format!("expected spec: {e}")))?;
                 Ok::<_, ConfigError>(spec)
             })
-            .transpose()?;
+            .transpose()?
+            .or_else(|| (!config.any_architecture).then(engine::presets::table1_cnn));
+        let mut config = config;
+        let memory = crate::memory::available();
+        if config.max_batch_size == 0 {
+            let spec = expected_spec
+                .clone()
+                .unwrap_or_else(engine::presets::table1_cnn);
+            config.max_batch_size =
+                crate::memory::default_max_batch(&spec, memory, shard_estimate(&config));
+            tracing::info!(
+                max_batch_size = config.max_batch_size,
+                memory_mib = memory.map(|m| m >> 20),
+                "max batch size derived from the memory the process has"
+            );
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(config.model_fetch_timeout())
             .build()
             .map_err(|e| ConfigError(format!("http client: {e}")))?;
         let metrics = Arc::new(Metrics::default());
         let jobs = Arc::new(JobSlot::new(Arc::clone(&metrics), config.retry_after_secs));
+        let token_guard = config.token.as_deref().map(service::auth::TokenGuard::new);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -94,6 +112,8 @@ impl AppState {
                 http,
                 draining: AtomicBool::new(false),
                 events: Mutex::new(EventMemo::default()),
+                token_guard,
+                memory,
             }),
         })
     }
@@ -134,9 +154,20 @@ impl AppState {
         &self.inner.config
     }
 
-    /// The architecture this node insists on, if configured.
+    /// The check of the bearer token, when one is configured.
+    pub fn token_guard(&self) -> Option<&service::auth::TokenGuard> {
+        self.inner.token_guard.as_ref()
+    }
+
+    /// The architecture this node insists on: the configured one, else the Table 1 CNN,
+    /// `None` only with `any_architecture`.
     pub fn expected_spec(&self) -> Option<&ModelSpec> {
         self.inner.expected_spec.as_ref()
+    }
+
+    /// The memory the process may use, bytes, when it could be read.
+    pub fn memory(&self) -> Option<u64> {
+        self.inner.memory
     }
 
     /// The shard, once loaded.
@@ -240,4 +271,12 @@ impl AppState {
     pub fn ready(&self) -> bool {
         self.shard().is_some() && !self.draining()
     }
+}
+
+/// Bytes the shard will hold once loaded, guessed from the config before it is: MNIST's
+/// 60,000 28x28 images split over the clients, or the shard limit.
+fn shard_estimate(config: &Config) -> u64 {
+    let examples =
+        (60_000 / config.num_clients.max(1)).min(config.shard_limit.unwrap_or(usize::MAX));
+    (examples * 28 * 28) as u64
 }

@@ -16,26 +16,9 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::job::{CancelReason, JobHandle};
+use crate::memory;
 use crate::metrics::Metrics;
 use crate::request::TrainJob;
-
-/// Metadata keys added to the reply's safetensors header.
-pub mod keys {
-    /// This node's id.
-    pub const CLIENT_ID: &str = "fedge.client_id";
-    /// The round trained.
-    pub const ROUND: &str = "fedge.round";
-    /// The request's nonce.
-    pub const NONCE: &str = "fedge.nonce";
-    /// Examples in the shard (the FedAvg weight).
-    pub const NUM_EXAMPLES: &str = "fedge.num_examples";
-    /// JSON array of per-epoch mean losses.
-    pub const EPOCH_LOSS: &str = "fedge.epoch_loss";
-    /// JSON array of per-epoch accuracies.
-    pub const EPOCH_ACCURACY: &str = "fedge.epoch_accuracy";
-    /// Seconds spent in `fit`.
-    pub const TRAIN_SECONDS: &str = "fedge.train_seconds";
-}
 
 /// Per-epoch aggregate metrics.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -84,6 +67,34 @@ pub struct TrainContext {
     pub expected_spec: Option<ModelSpec>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The memory the process may use, bytes, when known.
+    pub memory: Option<u64>,
+}
+
+/// Largest magnitude a weight of an input model may have. Trained CNN weights are of order
+/// 1; anything near this is a broken or hostile model whose update would be useless (and
+/// 1e30 overflows to infinity within a step).
+pub const MAX_ABS_WEIGHT: f32 = 1e6;
+
+/// Refuses a model with a NaN, an infinity or a weight beyond [`MAX_ABS_WEIGHT`]: training
+/// it would only return a non-finite or absurd update.
+///
+/// # Errors
+/// [`ApiError::Unprocessable`] naming the tensor and index.
+pub fn check_plausible(params: &engine::ParamSet) -> Result<(), ApiError> {
+    for (name, t) in params.iter() {
+        if let Some((index, v)) = t
+            .data()
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !v.is_finite() || v.abs() > MAX_ABS_WEIGHT)
+        {
+            return Err(ApiError::Unprocessable(format!(
+                "the model's `{name}` holds {v} at index {index}: weights must be finite and within +-{MAX_ABS_WEIGHT}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Trains `model_bytes` on `shard` as `job` asks. Blocking: call on the job thread.
@@ -98,8 +109,11 @@ pub fn train(
     ctx: &TrainContext,
     handle: &JobHandle,
 ) -> Result<TrainOutput, ApiError> {
+    // The parser's words can quote the body (lengths, bytes) of whatever a model URL
+    // answered: the caller gets the class, the log the detail.
     let loaded = weights::from_bytes(model_bytes).map_err(|e| {
-        ApiError::Unprocessable(format!("the model is not a usable weights file: {e}"))
+        tracing::warn!(error = %e, "the model is not a weights file");
+        ApiError::Unprocessable("the model is not a usable safetensors weights file".into())
     })?;
     if let Some(expected) = &ctx.expected_spec
         && loaded.meta.spec != *expected
@@ -110,6 +124,8 @@ pub fn train(
         )));
     }
     check_fits_shard(&loaded.meta.spec, shard)?;
+    check_fits_memory(&loaded.meta.spec, job.batch_size, shard, ctx.memory)?;
+    check_plausible(&loaded.params)?;
     let (version, normalisation) = (loaded.meta.version, loaded.meta.normalisation.clone());
     let mut model = Sequential::from_weights(loaded).map_err(|e| {
         ApiError::Unprocessable(format!("the weights do not fit their architecture: {e}"))
@@ -192,23 +208,19 @@ fn thread_cpu_seconds() -> Option<f64> {
     Some(nanos as f64 / 1e9)
 }
 
-/// The `fedge.*` metadata of a reply: aggregate numbers only.
+/// The `fedge.*` metadata of a reply (the contract is `protocol::ReplyMeta`): aggregate
+/// numbers only.
 fn metadata(s: &Summary) -> BTreeMap<String, String> {
-    let losses: Vec<f32> = s.epochs.iter().map(|e| e.loss).collect();
-    let accuracies: Vec<f32> = s.epochs.iter().map(|e| e.accuracy).collect();
-    let json = |v: &[f32]| serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned());
-    BTreeMap::from([
-        (keys::CLIENT_ID.to_owned(), s.client_id.clone()),
-        (keys::ROUND.to_owned(), s.round.to_string()),
-        (keys::NONCE.to_owned(), s.nonce.clone()),
-        (keys::NUM_EXAMPLES.to_owned(), s.num_examples.to_string()),
-        (keys::EPOCH_LOSS.to_owned(), json(&losses)),
-        (keys::EPOCH_ACCURACY.to_owned(), json(&accuracies)),
-        (
-            keys::TRAIN_SECONDS.to_owned(),
-            format!("{:.6}", s.train_seconds),
-        ),
-    ])
+    protocol::ReplyMeta {
+        client_id: s.client_id.clone(),
+        round: s.round,
+        nonce: s.nonce.clone(),
+        num_examples: s.num_examples as u64,
+        epoch_loss: s.epochs.iter().map(|e| e.loss).collect(),
+        epoch_accuracy: s.epochs.iter().map(|e| e.accuracy).collect(),
+        train_seconds: s.train_seconds,
+    }
+    .to_metadata()
 }
 
 /// The model must take this shard's images and have a class for every label.
@@ -226,6 +238,31 @@ fn check_fits_shard(spec: &ModelSpec, shard: &Dataset) -> Result<(), ApiError> {
             "the model has {} classes but this node's labels go up to {}",
             spec.num_classes(),
             labels.saturating_sub(1)
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a job whose training buffers (estimated by [`memory::training_bytes`]) would
+/// not fit beside the shard in the memory the process has.
+fn check_fits_memory(
+    spec: &ModelSpec,
+    batch: usize,
+    shard: &Dataset,
+    memory: Option<u64>,
+) -> Result<(), ApiError> {
+    let Some(memory) = memory else {
+        return Ok(());
+    };
+    let shard_bytes = (shard.len() * shard.rows() * shard.cols()) as u64;
+    let need = memory::training_bytes(spec, batch)
+        .unwrap_or(u64::MAX)
+        .saturating_add(memory::TRAINING_OVERHEAD + shard_bytes);
+    if need > memory {
+        return Err(ApiError::Unprocessable(format!(
+            "training this model with batches of {batch} needs about {} MiB; the process has {} MiB",
+            need >> 20,
+            memory >> 20
         )));
     }
     Ok(())

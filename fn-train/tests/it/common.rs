@@ -119,6 +119,8 @@ pub fn config(dir: &Path) -> Config {
         max_epochs: 1000,
         retry_after_secs: 2,
         grace_period_ms: 60_000,
+        // The tests train small models; production nodes pin the Table 1 CNN.
+        any_architecture: true,
         ..Config::default()
     }
 }

@@ -142,12 +142,12 @@ async fn every_bad_input_is_a_json_error_naming_it_and_the_node_stays_up() {
         (
             edit(&|v| v["model"] = json!({"url": dead.clone()})),
             502,
-            "cannot fetch the model",
+            "could not be reached",
         ),
         (
             edit(&|v| v["model"] = json!({"url": missing.clone()})),
             502,
-            "404",
+            "error status",
         ),
         (
             edit(&|v| v["model"] = json!({"url": "ftp://x/m"})),

@@ -4,6 +4,7 @@
 mod common;
 mod errors;
 mod events;
+mod hostile;
 mod jobs;
 mod privacy;
 mod training;

@@ -102,6 +102,7 @@ async fn partition_mode_keeps_client_i_of_n_of_full_mnist() {
         num_clients: 3,
         partition_seed: 7,
         shard_limit: Some(300),
+        any_architecture: true,
         ..fn_train::Config::default()
     };
     let server = Server::start(config).await;
