@@ -5,7 +5,7 @@ The testbed (deploy/testbed.sh), the fault tests (deploy/tests/faults.sh) and th
 bench (deploy/bench-coldstart.sh) talk to the containers through this one file:
 
   rounds AGG_URL --until N [--timeout S]   wait until round N is recorded, print each round
-                                           as it lands (the table `aggregator local` prints)
+                                           as it lands (the table `edge-cluster local` prints)
                                            and the summary table; exit 1 if a round failed
   classify SERVE_URL MNIST_DIR [--version V]
                                            wait for fn-serve to serve version >= V, classify
@@ -52,7 +52,7 @@ def get_json(url, timeout=10.0):
     return json.loads(get(url, timeout)[1])
 
 
-# ---- the round table, as `aggregator local` prints it ----------------------------------
+# ---- the round table, as `edge-cluster local` prints it ----------------------------------
 
 
 def pct(v):

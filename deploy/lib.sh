@@ -45,7 +45,9 @@ new_token() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
 
 export_tokens() {
   FEDGE_TOKEN_EDGE_1="$(new_token)"; FEDGE_TOKEN_EDGE_2="$(new_token)"; FEDGE_TOKEN_EDGE_3="$(new_token)"
-  export FEDGE_TOKEN_EDGE_1 FEDGE_TOKEN_EDGE_2 FEDGE_TOKEN_EDGE_3
+  # POST/DELETE /v1/rounds need the operator token (not a client's).
+  FEDGE_OPERATOR_TOKEN="$(new_token)"
+  export FEDGE_TOKEN_EDGE_1 FEDGE_TOKEN_EDGE_2 FEDGE_TOKEN_EDGE_3 FEDGE_OPERATOR_TOKEN
 }
 
 # A free loopback port.

@@ -51,7 +51,7 @@ done
 echo "containers up, shards loaded in $(since "$t0") s"
 compose ps
 
-first=$(curl -fsS -XPOST -H 'content-type: application/json' -d "{\"rounds\":$rounds}" "$agg/v1/rounds" |
+first=$(curl -fsS -XPOST -H "Authorization: Bearer $FEDGE_OPERATOR_TOKEN" -H 'content-type: application/json' -d "{\"rounds\":$rounds}" "$agg/v1/rounds" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["first_round"])')
 last=$((first + rounds - 1))
 "${FEDGE_HTTP[@]}" rounds "$agg" --until "$last" --since $((first - 2))

@@ -128,7 +128,12 @@ impl ModelSlot {
             version,
             serial,
         });
-        self.metrics.model_loaded(&served);
+        self.metrics.model_loaded(
+            served
+                .version
+                .parse::<u64>()
+                .unwrap_or(served.model.version),
+        );
         let mut slot = self.current.write().unwrap_or_else(|p| p.into_inner());
         *slot = Some(served.clone());
         Ok(served)
@@ -294,14 +299,14 @@ async fn load_blocking<T: Send + 'static>(
         .context("model loading task failed")?
 }
 
-/// Writes `body` to `<dir>/<name>-v<version>.safetensors` atomically (tmp + rename).
+/// Writes `body` to `<dir>/<name>-v<version>.safetensors` atomically
+/// (`engine::fsutil::write_file`).
 fn write_cache(
     dir: &Path,
     name: &str,
     version: Option<&str>,
     body: &[u8],
 ) -> anyhow::Result<PathBuf> {
-    use std::io::Write;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let safe: String = version
         .unwrap_or("unversioned")
@@ -310,11 +315,7 @@ fn write_cache(
         .take(40)
         .collect();
     let path = dir.join(format!("{name}-v{safe}.safetensors"));
-    let tmp = dir.join(format!(".{name}-v{safe}.{}.tmp", std::process::id()));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(body)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
+    engine::fsutil::write_file(&path, body)
+        .with_context(|| format!("caching the model in {}", path.display()))?;
     Ok(path)
 }

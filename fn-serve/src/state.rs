@@ -80,6 +80,11 @@ impl AppState {
         &self.inner.metrics
     }
 
+    /// The metrics, shared (for the tracking middleware).
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        Arc::clone(&self.inner.metrics)
+    }
+
     /// The decoded-input memory budget.
     pub fn budget(&self) -> &Budget {
         &self.inner.budget

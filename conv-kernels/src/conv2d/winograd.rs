@@ -277,6 +277,9 @@ pub(crate) struct OutputArgs<'a> {
     pub bias: Option<&'a [f32]>,
     /// Apply ReLU after the bias.
     pub relu: bool,
+    /// Write the maximum of each 2x2 output tile (a fused 2x2 stride-2 max-pool: `out` is
+    /// then `[nimg, O, OH/2, OW/2]`) instead of the tile.
+    pub pool: bool,
 }
 
 /// Transforms `m` back into 2x2 output tiles, adds the bias, applies ReLU and writes the
@@ -324,6 +327,7 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
                     *col = at(mj);
                 }
                 let (bv, zero) = (V::splat(bias), V::splat(0.0));
+                let mut tile = [zero; 4];
                 for r in 0..2 {
                     let row: [V; 6] = std::array::from_fn(|j| cols[j][r]);
                     for (s, val) in at(row).iter().enumerate() {
@@ -331,8 +335,31 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
                         if a.relu {
                             val = val.max(zero);
                         }
-                        val.store(&mut y[(r * 2 + s) * MAX_LANES..]);
+                        tile[r * 2 + s] = val;
                     }
+                }
+                if a.pool {
+                    // Same order as the 2x2 pool kernel's window: (0,0), (0,1), (1,0), (1,1).
+                    let m = tile[1].max(tile[0]).max(tile[2]).max(tile[3]);
+                    if full {
+                        let at = (t0 / per_img * o_all + o) * per_img + t0 % per_img;
+                        if t0 % per_img + n <= per_img {
+                            // The lanes are consecutive tiles of one image: one store.
+                            m.store(&mut out[at..]);
+                            t0 += n;
+                            continue;
+                        }
+                    }
+                    m.store(&mut y);
+                    for q in 0..n {
+                        let t = t0 + q;
+                        out[(t / per_img * o_all + o) * per_img + t % per_img] = y[q];
+                    }
+                    t0 += n;
+                    continue;
+                }
+                for (i, v) in tile.iter().enumerate() {
+                    v.store(&mut y[i * MAX_LANES..]);
                 }
             }
             for q in 0..n {
@@ -358,7 +385,13 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
     }
 }
 
-/// Forward convolution by Winograd F(2x2, 5x5), with the bias + ReLU epilogue.
+/// Whether [`forward`] can fuse a 2x2 stride-2 max-pool: the output tiles are the windows.
+pub(crate) fn pool_fusable(g: &Conv2dGeometry) -> bool {
+    applies(g) && g.out_h % 2 == 0 && g.out_w % 2 == 0
+}
+
+/// Forward convolution by Winograd F(2x2, 5x5), with the bias + ReLU epilogue and, when
+/// `pool`, the 2x2 max-pool (`out` then holds the pooled `[N, O, OH/2, OW/2]`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     k: &Kernels,
@@ -367,6 +400,7 @@ pub(crate) fn forward(
     w: &[f32],
     bias: Option<&[f32]>,
     relu: bool,
+    pool: bool,
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<()> {
@@ -377,7 +411,11 @@ pub(crate) fn forward(
     let (c_all, o_all) = (g.in_channels, g.out_channels);
     let per_img = plan.tiles_h * plan.tiles_w;
     let in_img = c_all * g.in_h * g.in_w;
-    let out_img = o_all * g.out_h * g.out_w;
+    let out_img = if pool {
+        o_all * per_img
+    } else {
+        o_all * g.out_h * g.out_w
+    };
     let chunk = |n0: usize, out: &mut [f32], slot: &mut [f32]| -> Result<()> {
         let nimg = out.len() / out_img;
         let t = nimg * per_img;
@@ -401,6 +439,7 @@ pub(crate) fn forward(
             nimg,
             bias,
             relu,
+            pool,
         };
         (k.winograd_output)(g, &args, out);
         Ok(())

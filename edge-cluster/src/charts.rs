@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::history::{ClientStatus, RoundRecord};
+use aggregator::history::{ClientStatus, RoundRecord};
 
 /// One named series of (round, value) points.
 type Series = (String, Vec<(f64, f64)>);
