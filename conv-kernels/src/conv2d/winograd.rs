@@ -72,7 +72,7 @@ impl WinogradPlan {
 /// `Bᵀ d` for one column of six values (also used on rows).
 #[inline(always)]
 unsafe fn bt<V: F32Vec>(d: [V; 6]) -> [V; 6] {
-    // SAFETY: (whole body) the caller guarantees `V`'s ISA; no memory is accessed.
+    // SAFETY: the caller guarantees `V`'s ISA; no memory is accessed.
     unsafe {
         let (four, five, two) = (V::splat(4.0), V::splat(5.0), V::splat(2.0));
         let a = d[4].sub(four.mul(d[2])); // d4 - 4 d2
@@ -93,7 +93,7 @@ unsafe fn bt<V: F32Vec>(d: [V; 6]) -> [V; 6] {
 /// `Aᵀ m` for six values: two outputs.
 #[inline(always)]
 unsafe fn at<V: F32Vec>(m: [V; 6]) -> [V; 2] {
-    // SAFETY: (whole body) the caller guarantees `V`'s ISA; no memory is accessed.
+    // SAFETY: the caller guarantees `V`'s ISA; no memory is accessed.
     unsafe {
         let two = V::splat(2.0);
         [
@@ -107,7 +107,7 @@ unsafe fn at<V: F32Vec>(m: [V; 6]) -> [V; 2] {
 /// + g4); 1/24 g0 + 1/12 g1 + 1/6 g2 + 1/3 g3 + 2/3 g4; the same with odd signs flipped; g4).
 #[inline(always)]
 unsafe fn gk<V: F32Vec>(g: [V; 5]) -> [V; 6] {
-    // SAFETY: (whole body) the caller guarantees `V`'s ISA; no memory is accessed.
+    // SAFETY: the caller guarantees `V`'s ISA; no memory is accessed.
     unsafe {
         let even = g[0].add(g[2]).add(g[4]);
         let odd = g[1].add(g[3]);
@@ -177,6 +177,7 @@ pub(crate) unsafe fn weights_simd<V: F32Vec>(w: &[f32], u: &mut [f32]) {
 /// # Safety
 /// The CPU supports `V`'s ISA.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // i, j index the 6x6 tile on both sides
 pub(crate) unsafe fn input_simd<V: F32Vec>(
     g: &Conv2dGeometry,
     x: &[f32],
@@ -240,8 +241,6 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
                         std::array::from_fn(|a| V::load(&d[(a * ALPHA + j) * MAX_LANES..]));
                     *col = bt(dj);
                 }
-                // `i` picks the same element out of every column: an index, not an iteration.
-                #[allow(clippy::needless_range_loop)]
                 for i in 0..6 {
                     let row: [V; 6] = std::array::from_fn(|j| cols[j][i]);
                     for (l, val) in bt(row).iter().enumerate() {
@@ -353,9 +352,9 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
                         }
                     }
                     m.store(&mut y);
-                    for (q, &yq) in y[..n].iter().enumerate() {
+                    for (q, &val) in y[..n].iter().enumerate() {
                         let t = t0 + q;
-                        out[(t / per_img * o_all + o) * per_img + t % per_img] = yq;
+                        out[(t / per_img * o_all + o) * per_img + t % per_img] = val;
                     }
                     t0 += n;
                     continue;
