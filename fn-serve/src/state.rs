@@ -32,12 +32,15 @@ impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         let metrics = Arc::new(Metrics::default());
-        let slot = Arc::new(ModelSlot::new(
-            &config.model_uri,
-            &config.model_name,
-            config.cache_dir.clone(),
-            metrics.clone(),
-        ));
+        let slot = Arc::new(
+            ModelSlot::new(
+                &config.model_uri,
+                &config.model_name,
+                config.cache_dir.clone(),
+                metrics.clone(),
+            )
+            .with_max_model_bytes(config.model_bytes_cap(crate::memory::available())),
+        );
         let compute = Compute::start(
             config.compute_threads(),
             config.batch_images,

@@ -12,5 +12,7 @@ mod drain;
 mod endpoints;
 #[path = "suite/hot_swap.rs"]
 mod hot_swap;
+#[path = "suite/model_fetch.rs"]
+mod model_fetch;
 #[path = "suite/predict.rs"]
 mod predict;
