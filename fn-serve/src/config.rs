@@ -12,6 +12,8 @@
 //! - `FEDGE_CACHE_DIR`: where remote models are cached (under /tmp).
 //! - `FEDGE_MAX_MODEL_BYTES`: largest model body taken from the store (0 = a quarter of
 //!   the memory the process has, at most 256 MiB).
+//! - `FEDGE_ANY_ARCHITECTURE`: serve any architecture whose buffers fit (default: only the
+//!   Table 1 CNN, as fn-train).
 //! - `FEDGE_REQUEST_TIMEOUT_SECONDS`: per-request deadline (408), so a drain cannot hang.
 //! - `FEDGE_MULTI_THREAD_IO` (env only, read by `main_blocking`): use tokio's multi-thread
 //!   runtime even with one compute thread (default there: a current-thread runtime).
@@ -88,6 +90,11 @@ pub struct Config {
     /// process has ([`crate::memory::default_max_model_bytes`]).
     #[arg(long, env = "FEDGE_MAX_MODEL_BYTES", default_value_t = 0)]
     pub max_model_bytes: u64,
+
+    /// Serve any architecture whose inference buffers fit; unset: only the Table 1 CNN.
+    #[arg(long, env = "FEDGE_ANY_ARCHITECTURE", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub any_architecture: bool,
 }
 
 impl Config {
@@ -113,6 +120,7 @@ impl Config {
             cache_dir: PathBuf::from("/tmp/fn-serve-cache"),
             request_timeout_seconds: 120,
             max_model_bytes: 0,
+            any_architecture: false,
         }
     }
 
@@ -184,6 +192,7 @@ mod tests {
             format!("--cache-dir={}", d.cache_dir.display()),
             format!("--request-timeout-seconds={}", d.request_timeout_seconds),
             format!("--max-model-bytes={}", d.max_model_bytes),
+            format!("--any-architecture={}", d.any_architecture),
         ];
         let parsed = Config::parse_from(&args);
         assert_eq!(format!("{parsed:?}"), format!("{d:?}"));

@@ -13,6 +13,10 @@
 //!   file in the cache directory under /tmp (never held in memory), renamed into place,
 //!   memory-mapped from there, and used at start if the store cannot be reached.
 //!
+//! A model is installed only if its architecture is the pinned one (the Table 1 CNN unless
+//! `FEDGE_ANY_ARCHITECTURE=1`, as in fn-train) and its inference buffers fit the memory the
+//! process has ([`Admission`]); a refused model leaves the current one served.
+//!
 //! A body larger than the cap (`FEDGE_MAX_MODEL_BYTES`, by default derived from the memory
 //! the process has) is refused from its Content-Length before any byte is read, or as soon
 //! as the streamed bytes pass the cap; the current model stays served and the failure is
@@ -27,6 +31,63 @@ use anyhow::Context;
 
 use crate::backend::Model;
 use crate::metrics::Metrics;
+
+/// What a model must satisfy to be installed.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// The only architecture served; `None` = any (`FEDGE_ANY_ARCHITECTURE=1`).
+    pub pinned: Option<engine::ModelSpec>,
+    /// The memory the process has (bytes); `None` = unknown, not checked.
+    pub memory: Option<u64>,
+    /// Compute threads (each holds a scratch).
+    pub threads: usize,
+    /// Largest request, images.
+    pub max_batch: usize,
+}
+
+impl Default for Admission {
+    /// The Table 1 CNN, memory not checked.
+    fn default() -> Self {
+        Self {
+            pinned: Some(engine::presets::table1_cnn()),
+            memory: None,
+            threads: 1,
+            max_batch: 10_000,
+        }
+    }
+}
+
+impl Admission {
+    /// Why `model` may not be installed, if it may not.
+    fn refusal(&self, model: &Model) -> Option<String> {
+        let spec = model.spec();
+        if let Some(pinned) = &self.pinned
+            && spec != pinned
+        {
+            return Some(format!(
+                "its architecture {:?} is not the one served ({:?}; FEDGE_ANY_ARCHITECTURE=1 serves any)",
+                spec.name, pinned.name
+            ));
+        }
+        let memory = self.memory?;
+        let need = crate::memory::inference_bytes(
+            spec,
+            self.threads,
+            crate::backend::SCRATCH_MICRO_BATCH,
+            self.max_batch,
+        )
+        .map_or(u64::MAX, |b| {
+            b.saturating_add(crate::memory::SERVING_OVERHEAD)
+        });
+        (need > memory).then(|| {
+            format!(
+                "its inference buffers need about {} MiB, more than the {} MiB the process has",
+                need >> 20,
+                memory >> 20
+            )
+        })
+    }
+}
 
 /// A loaded model with what the protocols report about it.
 #[derive(Debug)]
@@ -81,6 +142,7 @@ pub struct ModelSlot {
     serial: Mutex<u64>,
     metrics: Arc<Metrics>,
     max_model_bytes: u64,
+    admission: Admission,
 }
 
 impl ModelSlot {
@@ -100,7 +162,14 @@ impl ModelSlot {
             serial: Mutex::new(0),
             metrics,
             max_model_bytes: crate::memory::MAX_MODEL_BYTES_CEILING,
+            admission: Admission::default(),
         }
+    }
+
+    /// Installs only models that `admission` accepts.
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
     }
 
     /// Refuses model bodies from the store larger than `bytes`.
@@ -118,6 +187,10 @@ impl ModelSlot {
     }
 
     fn install(&self, model: Model, version: String) -> anyhow::Result<Arc<Served>> {
+        if let Some(why) = self.admission.refusal(&model) {
+            tracing::warn!(version = %version, reason = %why, "model refused");
+            anyhow::bail!("refusing model version {version}: {why}");
+        }
         if let Some(old) = self.get()
             && !old.model.same_interface(&model)
         {

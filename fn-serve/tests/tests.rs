@@ -4,6 +4,8 @@
 #[path = "suite/common/mod.rs"]
 mod common;
 
+#[path = "suite/admission.rs"]
+mod admission;
 #[path = "suite/bad_input.rs"]
 mod bad_input;
 #[path = "suite/drain.rs"]
