@@ -8,6 +8,9 @@
 //!   answers a lone request at once.
 //! - Large requests run chunk by chunk (their pixel buffer is already in chunks of whole
 //!   images), and the engine micro-batches inside each call, so memory stays bounded.
+//! - A request whose client has gone (its reply receiver dropped, as hyper drops the
+//!   handler of a closed connection) stops at the next chunk boundary (256 images) and
+//!   frees its input, and with it its decode budget; its images are not counted.
 //! - A small request (at most `inline_images` images) that is the only prediction
 //!   request in the server (none other being decoded, queued or predicted) runs right on
 //!   the calling thread, with a scratch from a small pool: a lone request skips the hop
@@ -81,12 +84,14 @@ fn scratch_for<'a>(slot: &'a mut Option<(u64, Scratch)>, served: &Served) -> &'a
         .1
 }
 
-/// Runs `input` through `served`'s model chunk by chunk.
+/// Runs `input` through `served`'s model chunk by chunk; `None` once `gone()` says the
+/// client has gone (checked before each chunk).
 fn run_one(
     served: &Served,
     input: &ImageBuf,
     scratch: &mut Scratch,
-) -> Result<Prediction, ApiError> {
+    gone: &dyn Fn() -> bool,
+) -> Option<Result<Prediction, ApiError>> {
     let classes = served.model.num_classes;
     let image_len = input.image_len();
     let mut probs = vec![0f32; input.images() * classes];
@@ -102,16 +107,26 @@ fn run_one(
     match input.chunks() {
         Chunks::F32(chunks) => {
             for c in chunks.iter().filter(|c| !c.is_empty()) {
-                call(Pixels::F32(c), c.len() / image_len, &mut probs)?;
+                if gone() {
+                    return None;
+                }
+                if let Err(e) = call(Pixels::F32(c), c.len() / image_len, &mut probs) {
+                    return Some(Err(e));
+                }
             }
         }
         Chunks::U8(chunks) => {
             for c in chunks.iter().filter(|c| !c.is_empty()) {
-                call(Pixels::U8(c), c.len() / image_len, &mut probs)?;
+                if gone() {
+                    return None;
+                }
+                if let Err(e) = call(Pixels::U8(c), c.len() / image_len, &mut probs) {
+                    return Some(Err(e));
+                }
             }
         }
     }
-    Ok(Prediction { probs, classes })
+    Some(Ok(Prediction { probs, classes }))
 }
 
 impl Worker {
@@ -122,10 +137,12 @@ impl Worker {
         let scratch = scratch_for(&mut self.scratch, &served);
         if jobs.len() == 1 {
             for job in jobs {
-                let r = run_one(&served, &job.input, scratch);
-                metrics.predicted(images);
+                let r = run_one(&served, &job.input, scratch, &|| job.reply.is_closed());
                 drop(job.input);
-                let _ = job.reply.send(r);
+                if let Some(r) = r {
+                    metrics.predicted(images);
+                    let _ = job.reply.send(r);
+                }
             }
             return;
         }
@@ -278,7 +295,9 @@ impl Compute {
             let i = pool.iter().position(|(s, _)| *s == served.serial);
             i.map(|i| pool.swap_remove(i))
         };
-        let r = run_one(served, &input, scratch_for(&mut slot, served));
+        // Inline runs on the request's own task: it cannot outlive its client.
+        let r = run_one(served, &input, scratch_for(&mut slot, served), &|| false)
+            .unwrap_or_else(|| Err(ApiError::Internal("prediction abandoned".into())));
         self.metrics.predicted(input.images());
         if let Some(s) = slot {
             let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());

@@ -8,6 +8,8 @@ mod common;
 mod admission;
 #[path = "suite/bad_input.rs"]
 mod bad_input;
+#[path = "suite/client_gone.rs"]
+mod client_gone;
 #[path = "suite/drain.rs"]
 mod drain;
 #[path = "suite/endpoints.rs"]
