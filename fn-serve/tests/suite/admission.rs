@@ -7,7 +7,7 @@ use engine::{ModelSpec, Sequential};
 use fn_serve::metrics::Metrics;
 use fn_serve::model_slot::{Admission, ModelSlot};
 
-use crate::common::write_model;
+use crate::common::{load_failures as failures, write_model};
 
 fn write_spec(path: &std::path::Path, spec: ModelSpec, version: u64) {
     let model = Sequential::new(spec.clone(), 3).unwrap();
@@ -37,15 +37,6 @@ fn huge() -> ModelSpec {
             {"type":"Flatten"},{"type":"Dense","name":"d","units":10},{"type":"Softmax"}]}"#,
     )
     .unwrap()
-}
-
-fn failures(m: &Metrics) -> String {
-    m.render(true, 0)
-        .lines()
-        .find_map(|l| l.strip_prefix("fn_serve_model_load_failures_total "))
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use axum::response::Response;
 use fn_serve::metrics::Metrics;
 use fn_serve::model_slot::ModelSlot;
 
-use crate::common::write_model;
+use crate::common::{load_failures as failures, write_model};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -88,14 +88,6 @@ async fn a_model_body_over_the_cap_is_refused_early_and_the_current_model_stays(
     .with_max_model_bytes(cap);
     assert!(slot.refresh().await.unwrap());
     assert_eq!(slot.get().unwrap().version, "7");
-    let failures = |m: &Metrics| {
-        m.render(true, 0)
-            .lines()
-            .find_map(|l| l.strip_prefix("fn_serve_model_load_failures_total "))
-            .unwrap()
-            .trim()
-            .to_owned()
-    };
     assert_eq!(failures(&metrics), "0");
 
     // Content-Length above the cap: refused before the body is read.
