@@ -27,6 +27,7 @@ pub mod codec;
 pub mod compute;
 pub mod config;
 pub mod error;
+pub mod memory;
 pub mod metrics;
 pub mod model_slot;
 pub mod routes;
