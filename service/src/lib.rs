@@ -4,6 +4,7 @@
 //! signal, an error body, random ids and a protected listener; one copy of each lives here so they cannot
 //! drift apart.
 //!
+//! - [`memory::available`]: the memory the process really has (its cgroup's limit);
 //! - [`logging::init`]: JSON lines on stdout for Knative, human-readable on a terminal;
 //! - [`shutdown::sigterm_or_ctrl_c`]: what Knative sends, or a local Ctrl-C;
 //! - [`error::json_error`]: the `{"error": "..."}` body every 4xx/5xx carries;
@@ -17,6 +18,7 @@
 
 pub mod error;
 pub mod logging;
+pub mod memory;
 pub mod random;
 pub mod serve;
 pub mod shutdown;
