@@ -5,7 +5,7 @@ The testbed (deploy/testbed.sh), the fault tests (deploy/tests/faults.sh) and th
 bench (deploy/bench-coldstart.sh) talk to the containers through this one file:
 
   rounds AGG_URL --until N [--timeout S]   wait until round N is recorded, print each round
-                                           as it lands (the table `aggregator local` prints)
+                                           as it lands (the table `edge-cluster local` prints)
                                            and the summary table; exit 1 if a round failed
   classify SERVE_URL MNIST_DIR [--version V]
                                            wait for fn-serve to serve version >= V, classify
@@ -14,6 +14,7 @@ bench (deploy/bench-coldstart.sh) talk to the containers through this one file:
                                            K concurrent N-image requests; print the status
                                            codes seen as JSON
   metric URL NAME                          one value from a Prometheus /metrics page
+  memory CONTAINER                         its cgroup memory now, peak, limit
   wait URL [--timeout S]                   until GET URL answers 200
   coldstart ...                            see bench-coldstart.sh
 
@@ -51,7 +52,7 @@ def get_json(url, timeout=10.0):
     return json.loads(get(url, timeout)[1])
 
 
-# ---- the round table, as `aggregator local` prints it ----------------------------------
+# ---- the round table, as `edge-cluster local` prints it ----------------------------------
 
 
 def pct(v):
@@ -385,16 +386,36 @@ def cmd_coldstart(a):
     return 0
 
 
-def cgroup_memory(cid):
-    """A container's memory use now (cgroup v1 or v2), bytes; None when not readable."""
-    for path in (f"/sys/fs/cgroup/memory/docker/{cid}/memory.usage_in_bytes",
-                 f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.current"):
+def cgroup_file(cid, v1, v2):
+    """An integer file of a container's memory cgroup (v1 name, v2 name); None if unreadable."""
+    for path in (f"/sys/fs/cgroup/memory/docker/{cid}/{v1}",
+                 f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/{v2}"):
         try:
             with open(path) as f:
                 return int(f.read())
         except OSError:
             pass
     return None
+
+
+def cgroup_memory(cid):
+    """A container's memory use now, bytes."""
+    return cgroup_file(cid, "memory.usage_in_bytes", "memory.current")
+
+
+def cgroup_peak(cid):
+    """A container's peak memory use since it started, bytes."""
+    return cgroup_file(cid, "memory.max_usage_in_bytes", "memory.peak")
+
+
+def cmd_memory(a):
+    cid = subprocess.check_output(["docker", "inspect", "-f", "{{.Id}}", a.container]).decode().strip()
+    name = subprocess.check_output(["docker", "inspect", "-f", "{{.Name}}", cid]).decode().strip()
+    limit = int(subprocess.check_output(["docker", "inspect", "-f", "{{.HostConfig.Memory}}", cid]))
+    mib = lambda b: "-" if b is None else f"{b / 2**20:.1f} MiB"  # noqa: E731
+    print(f"  {name.lstrip('/')}: {mib(cgroup_memory(cid))} / {mib(cgroup_peak(cid))} / "
+          f"{mib(limit or None)}")
+    return 0
 
 
 def rss_of(pid):
@@ -436,6 +457,9 @@ def main():
     p.add_argument("url")
     p.add_argument("name")
     p.set_defaults(f=cmd_metric)
+    p = sub.add_parser("memory")
+    p.add_argument("container")
+    p.set_defaults(f=cmd_memory)
     p = sub.add_parser("wait")
     p.add_argument("url")
     p.add_argument("--timeout", type=float, default=60)

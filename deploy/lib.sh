@@ -45,7 +45,9 @@ new_token() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
 
 export_tokens() {
   FEDGE_TOKEN_EDGE_1="$(new_token)"; FEDGE_TOKEN_EDGE_2="$(new_token)"; FEDGE_TOKEN_EDGE_3="$(new_token)"
-  export FEDGE_TOKEN_EDGE_1 FEDGE_TOKEN_EDGE_2 FEDGE_TOKEN_EDGE_3
+  # POST/DELETE /v1/rounds need the operator token (not a client's).
+  FEDGE_OPERATOR_TOKEN="$(new_token)"
+  export FEDGE_TOKEN_EDGE_1 FEDGE_TOKEN_EDGE_2 FEDGE_TOKEN_EDGE_3 FEDGE_OPERATOR_TOKEN
 }
 
 # A free loopback port.
@@ -66,6 +68,10 @@ teardown() {
     echo "FEDGE_KEEP=1: leaving project $FEDGE_PROJECT up (remove: ${COMPOSE[*]} -p $FEDGE_PROJECT -f deploy/compose.yaml down -v)"
     return 0
   fi
-  timeout 120 "${COMPOSE[@]}" -f "$FEDGE_ROOT/deploy/compose.yaml" -p "$FEDGE_PROJECT" \
+  # `down` interpolates the file too: the required variables need some value.
+  FEDGE_TOKEN_EDGE_1="${FEDGE_TOKEN_EDGE_1:-x}" FEDGE_TOKEN_EDGE_2="${FEDGE_TOKEN_EDGE_2:-x}" \
+    FEDGE_TOKEN_EDGE_3="${FEDGE_TOKEN_EDGE_3:-x}" FEDGE_OPERATOR_TOKEN="${FEDGE_OPERATOR_TOKEN:-x}" \
+    FEDGE_SHARDS="${FEDGE_SHARDS:-/nonexistent}" MNIST_DIR="${MNIST_DIR:-/nonexistent}" \
+    timeout 120 "${COMPOSE[@]}" -f "$FEDGE_ROOT/deploy/compose.yaml" -p "$FEDGE_PROJECT" \
     down -v --remove-orphans -t 5 >/dev/null 2>&1 || true
 }

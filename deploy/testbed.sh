@@ -51,12 +51,15 @@ done
 echo "containers up, shards loaded in $(since "$t0") s"
 compose ps
 
-first=$(curl -fsS -XPOST -H 'content-type: application/json' -d "{\"rounds\":$rounds}" "$agg/v1/rounds" |
+first=$(curl -fsS -XPOST -H "Authorization: Bearer $FEDGE_OPERATOR_TOKEN" -H 'content-type: application/json' -d "{\"rounds\":$rounds}" "$agg/v1/rounds" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["first_round"])')
 last=$((first + rounds - 1))
 "${FEDGE_HTTP[@]}" rounds "$agg" --until "$last" --since $((first - 2))
 acc=$(curl -fsS "$agg/v1/rounds" | python3 -c 'import json,sys; h=json.load(sys.stdin); print(h[-1]["global"]["accuracy"])')
 version=$(curl -fsS "$agg/v1/rounds" | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["version"])')
 "${FEDGE_HTTP[@]}" classify "$serve" "$MNIST_DIR" --version "$version" --expect-accuracy "$acc"
-echo "memory now:"; docker stats --no-stream --format '  {{.Name}}: {{.MemUsage}}' $(compose ps -q)
+echo "memory (cgroup): now / peak since start / limit"
+for id in $(compose ps -q); do
+  "${FEDGE_HTTP[@]}" memory "$id"
+done
 echo "total: $(since "$t0") s"

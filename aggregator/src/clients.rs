@@ -52,40 +52,12 @@ impl std::fmt::Debug for ClientSpec {
     }
 }
 
-/// Where the client fetches the global model from.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ModelRef {
-    /// `GET` URL of the safetensors.
-    pub url: String,
-}
+pub use protocol::ModelRef;
+pub use protocol::events::{TRAIN_COMPLETED, TRAIN_REQUESTED};
 
-/// The JSON body of `POST /train`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TrainRequest {
-    /// Round number.
-    pub round: u64,
-    /// Opaque per-invocation value the reply must echo.
-    pub nonce: String,
-    /// The global model to start from.
-    pub model: ModelRef,
-    /// Local epochs.
-    pub epochs: usize,
-    /// Batch size.
-    pub batch_size: usize,
-    /// `engine::optim::OptimizerConfig` in its serde form, e.g. `{"type":"adam","lr":0.001}`.
-    pub optimizer: serde_json::Value,
-    /// Seed of the client's shuffling and dropout.
-    pub seed: u64,
-    /// FedProx proximal coefficient.
-    pub proximal_mu: Option<f32>,
-    /// Time budget from receipt, milliseconds.
-    pub deadline_ms: Option<u64>,
-}
-
-/// CloudEvent type of a training request.
-pub const TRAIN_REQUESTED: &str = "dev.fedge.train.requested";
-/// CloudEvent type of a training reply.
-pub const TRAIN_COMPLETED: &str = "dev.fedge.train.completed";
+/// The training request as the aggregator writes it (the contract is
+/// [`protocol::TrainRequest`]), with the engine's typed optimizer.
+pub type TrainRequest = protocol::TrainRequest<engine::OptimizerConfig>;
 
 /// A parsed reply.
 #[derive(Debug, Clone)]
@@ -157,20 +129,23 @@ async fn invoke_inner(
             let b = http
                 .post(&url)
                 .header(reqwest::header::ACCEPT, "application/octet-stream")
-                .json(request);
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(encode_request(request)?);
             (url, b)
         }
         Transport::Cloudevents => {
             let url = format!("{base}/");
-            let body = serde_json::to_vec(request)
-                .map_err(|e| InvokeError::Failed(format!("encoding the request: {e}")))?;
+            let body = encode_request(request)?;
             let b = http
                 .post(&url)
                 .header("ce-specversion", "1.0")
                 .header("ce-type", TRAIN_REQUESTED)
-                .header("ce-source", "/fedge/aggregator")
+                .header("ce-source", protocol::events::AGGREGATOR_SOURCE)
                 .header("ce-id", request.nonce.clone())
-                .header("ce-round", request.round.to_string())
+                .header(
+                    format!("ce-{}", protocol::events::ROUND_EXTENSION),
+                    request.round.to_string(),
+                )
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
             (url, b)
@@ -231,6 +206,15 @@ async fn invoke_inner(
     })
 }
 
+/// The request's JSON body, as both transports send it.
+///
+/// # Errors
+/// [`InvokeError::Failed`] if it cannot be encoded (a non-finite optimizer number).
+pub fn encode_request(request: &TrainRequest) -> Result<Vec<u8>, InvokeError> {
+    serde_json::to_vec(request)
+        .map_err(|e| InvokeError::Failed(format!("encoding the request: {e}")))
+}
+
 /// The error and its sources on one line (reqwest hides the cause in the source chain).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -243,65 +227,25 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Parses a safetensors update and its `fedge.*` metadata.
+/// Parses a safetensors update and its `fedge.*` metadata ([`protocol::ReplyMeta`]).
 pub fn parse_reply(body: Vec<u8>) -> Result<TrainReply, InvokeError> {
     let weights = engine::weights::from_bytes(body)
         .map_err(|e| InvokeError::Malformed(format!("not a weights file: {e}")))?;
-    let extra = &weights.meta.extra;
-    let get = |key: &str| {
-        extra
-            .get(key)
-            .ok_or_else(|| InvokeError::Malformed(format!("metadata lacks `{key}`")))
-    };
-    let num = |key: &str| -> Result<u64, InvokeError> {
-        get(key)?
-            .parse()
-            .map_err(|_| InvokeError::Malformed(format!("metadata `{key}` is not an integer")))
-    };
-    let list = |key: &str| -> Result<Vec<f32>, InvokeError> {
-        match extra.get(key) {
-            None => Ok(Vec::new()),
-            Some(s) => serde_json::from_str(s)
-                .map_err(|_| InvokeError::Malformed(format!("metadata `{key}` is not a list"))),
-        }
-    };
+    let meta = protocol::ReplyMeta::from_metadata(&weights.meta.extra)
+        .map_err(|e| InvokeError::Malformed(e.to_string()))?;
     Ok(TrainReply {
-        client_id: get("fedge.client_id")?.clone(),
-        round: num("fedge.round")?,
-        nonce: get("fedge.nonce")?.clone(),
-        num_examples: num("fedge.num_examples")?,
-        epoch_loss: list("fedge.epoch_loss")?,
-        epoch_accuracy: list("fedge.epoch_accuracy")?,
-        train_seconds: extra
-            .get("fedge.train_seconds")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0.0),
+        client_id: meta.client_id,
+        round: meta.round,
+        nonce: meta.nonce,
+        num_examples: meta.num_examples,
+        epoch_loss: meta.epoch_loss,
+        epoch_accuracy: meta.epoch_accuracy,
+        train_seconds: meta.train_seconds,
         params: weights.params,
         bytes: 0,
         round_trip: Duration::ZERO,
     })
 }
-
-/// `n` random bytes as hex, from the OS (`/dev/urandom`), falling back to a seeded generator
-/// mixed from time and process id where that file is missing.
-pub fn random_hex(n: usize) -> String {
-    use std::io::Read;
-    let mut buf = vec![0u8; n];
-    let from_os = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .is_ok();
-    if !from_os {
-        let seed = crate::history::unix_ms() ^ (u64::from(std::process::id()) << 32);
-        let mut rng =
-            engine::Rng::new(seed ^ COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        for b in &mut buf {
-            *b = rng.next_u64() as u8;
-        }
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Probes `{url}/healthz`: any HTTP answer within `timeout` means the node is reachable.
 pub async fn is_reachable(http: &reqwest::Client, client: &ClientSpec, timeout: Duration) -> bool {

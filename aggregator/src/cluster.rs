@@ -32,6 +32,11 @@ use crate::store::ModelStore;
 use crate::strategy::{RoundSettings, Strategy, StrategyKind};
 use crate::validate::ValidationLimits;
 
+/// Connection limits of the store's listener ([`service::serve`]; `FEDGE_MAX_CONNECTIONS`
+/// etc. override them): every node and fn-serve replica polls it; 256 connections pin at
+/// most 16 MiB of read buffers.
+pub const CONN_LIMITS: service::serve::ConnLimits = service::serve::ConnLimits::new(256);
+
 /// Flags of `aggregator serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -141,7 +146,10 @@ fn resolve_token(c: &ClientEntry) -> anyhow::Result<Option<String>> {
 
 /// Runs `aggregator serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing();
+    service::logging::init(
+        "aggregator=info,tower_http=warn",
+        service::logging::Sink::Stdout,
+    );
     let cfg: ClusterConfig = match &args.config {
         Some(path) => serde_json::from_slice(
             &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
@@ -179,7 +187,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let evaluator = match engine::data::mnist::dir_from_env() {
         Ok(dir) => {
             let test = engine::data::mnist::load(&dir, engine::data::mnist::Split::Test)?;
-            Some(crate::local::test_set_evaluator(Arc::new(test)))
+            Some(crate::evaluate::test_set_evaluator(Arc::new(test)))
         }
         Err(e) => {
             tracing::warn!(error = %e, "no test set: rounds are not evaluated");
@@ -219,22 +227,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(token) if !token.is_empty() => state = state.with_operator_token(token),
         _ => tracing::warn!("no FEDGE_OPERATOR_TOKEN: POST/DELETE /v1/rounds answer 403"),
     }
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(fn_serve::shutdown::sigterm_or_ctrl_c())
-        .await?;
+    let limits = CONN_LIMITS.from_env().map_err(anyhow::Error::msg)?;
+    service::serve::serve(
+        listener,
+        app(state),
+        limits,
+        service::shutdown::sigterm_or_ctrl_c(),
+    )
+    .await?;
     Ok(())
-}
-
-fn init_tracing() {
-    use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("aggregator=info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if std::io::stdout().is_terminal() {
-        builder.try_init()
-    } else {
-        builder.json().flatten_event(true).try_init()
-    };
 }
 
 #[cfg(test)]

@@ -159,6 +159,78 @@ impl RoundRecord {
         }
     }
 
+    /// Every number of the record, mutably: JSON has no NaN or infinity (serde_json writes
+    /// `null`, which then does not parse), so each must be finite to be stored.
+    fn numbers_mut(&mut self) -> Vec<&mut f64> {
+        let t = &mut self.timings;
+        let mut out = vec![
+            &mut t.total,
+            &mut t.clients,
+            &mut t.training,
+            &mut t.transfer,
+            &mut t.validation,
+            &mut t.aggregation,
+            &mut t.evaluation,
+            &mut t.store,
+        ];
+        for c in &mut self.clients {
+            out.push(&mut c.train_seconds);
+            out.push(&mut c.round_trip_seconds);
+            if let ClientStatus::Timeout { after_seconds } = &mut c.status {
+                out.push(after_seconds);
+            }
+        }
+        out
+    }
+
+    /// The f32 numbers of the record, mutably (see [`numbers_mut`](Self::numbers_mut)).
+    fn numbers32_mut(&mut self) -> Vec<&mut f32> {
+        let mut out = Vec::new();
+        if let Some(g) = &mut self.global {
+            out.push(&mut g.loss);
+            out.push(&mut g.accuracy);
+            out.extend(g.per_class_accuracy.iter_mut());
+        }
+        for c in &mut self.clients {
+            out.extend(c.epoch_loss.iter_mut());
+            out.extend(c.epoch_accuracy.iter_mut());
+            out.extend(c.update_norm.iter_mut());
+            out.extend(c.clipped_to.iter_mut());
+        }
+        out
+    }
+
+    /// True when every number is finite, so the record survives a JSON round trip.
+    pub fn is_finite(&self) -> bool {
+        let mut copy = self.clone();
+        copy.numbers_mut().iter().all(|v| v.is_finite())
+            && copy.numbers32_mut().iter().all(|v| v.is_finite())
+    }
+
+    /// Replaces every non-finite number by the largest finite one of its sign (NaN by 0),
+    /// so a diverged model's infinite loss is stored as a huge one instead of making the
+    /// history unreadable.
+    pub fn make_finite(&mut self) {
+        for v in self.numbers_mut() {
+            if !v.is_finite() {
+                *v = if v.is_nan() {
+                    0.0
+                } else {
+                    f64::MAX.copysign(*v)
+                };
+            }
+        }
+        for v in self.numbers32_mut() {
+            if !v.is_finite() {
+                *v = if v.is_nan() {
+                    0.0
+                } else {
+                    f32::MAX.copysign(*v)
+                };
+            }
+        }
+    }
+
     /// Number of accepted client updates.
     pub fn accepted(&self) -> usize {
         self.clients

@@ -24,7 +24,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use fn_train::auth::{Refusal, TokenGuard};
+use service::token::{Refusal, TokenGuard};
 
 use crate::history::RoundStatus;
 use crate::rounds::Coordinator;
@@ -102,8 +102,7 @@ impl IntoResponse for ApiError {
         if self.0.is_server_error() {
             tracing::error!(status = %self.0, error = %self.1, "request failed");
         }
-        let body = serde_json::json!({ "error": self.1 });
-        (self.0, axum::Json(body)).into_response()
+        service::error::json_error(self.0, &self.1)
     }
 }
 

@@ -9,21 +9,24 @@
 //!   Flower's names), invoke them over HTTP ([`clients`]), validate each update
 //!   ([`validate`], then against the rest of the round: [`relative`]), aggregate ([`strategy::Strategy`]: FedAvg, FedAvgM, FedProx, median,
 //!   trimmed mean), evaluate, commit.
-//! - [`local`] is `aggregator local`, the whole edge system on one machine with each node a
-//!   child process ([`nodes`]); [`cluster`] is `aggregator serve`; [`charts`] draws the SVGs.
+//! - [`cluster`] is `aggregator serve` (config file + env, for a Kubernetes Deployment);
+//!   [`evaluate`] scores candidates on the test set; [`torture`] is the crash tests' writer.
+//!
+//! The one-command local cluster (nodes as child processes, charts) is the `edge-cluster`
+//! crate: this crate depends on neither fn-train nor fn-serve, so its image holds the
+//! aggregator only. What it sends to the nodes is the `protocol` crate.
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod charts;
 pub mod clients;
 pub mod cluster;
+pub mod evaluate;
 pub mod history;
 pub mod http;
-pub mod local;
-pub mod nodes;
 pub mod relative;
 pub mod rounds;
 pub mod store;
 pub mod strategy;
+pub mod torture;
 pub mod validate;

@@ -26,6 +26,13 @@ use crate::store::ModelStore;
 use crate::strategy::{RoundSettings, Strategy, StrategyKind};
 use crate::validate::{self, Claimed, Expected, ValidationLimits};
 
+/// The stream that picks a round's clients (one sub-stream per round). The id is fixed:
+/// a seed must sample the same clients in every release.
+const CLIENT_SAMPLING: engine::Purpose = engine::Purpose::new(5);
+/// The stream of the training seed sent to each client (one sub-stream per round and
+/// client).
+const CLIENT_SEED: engine::Purpose = engine::Purpose::new(6);
+
 /// A sampled client, the nonce it was sent and what came back.
 type Outcome = (ClientSpec, String, Result<TrainReply, InvokeError>);
 
@@ -37,8 +44,8 @@ pub struct TrainSettings {
     pub epochs: usize,
     /// Client batch size.
     pub batch_size: usize,
-    /// Optimizer in `engine::optim::OptimizerConfig` serde form.
-    pub optimizer: serde_json::Value,
+    /// The clients' optimizer.
+    pub optimizer: engine::OptimizerConfig,
     /// Base seed; each client and round derive their own from it.
     pub seed: u64,
 }
@@ -54,9 +61,12 @@ impl Default for TrainSettings {
     }
 }
 
-/// The Adam optimizer config (Keras defaults besides `lr`) in its wire form.
-pub fn adam(lr: f32) -> serde_json::Value {
-    serde_json::json!({"type": "adam", "lr": lr, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7})
+/// The Adam optimizer config (Keras defaults besides `lr`).
+pub fn adam(lr: f32) -> engine::OptimizerConfig {
+    engine::OptimizerConfig::Adam(engine::AdamConfig {
+        lr,
+        ..engine::AdamConfig::default()
+    })
 }
 
 /// Evaluates a candidate global model on the aggregator's test set.
@@ -443,8 +453,7 @@ impl Coordinator {
         }
         let n = settings.sample_size(available.len());
         if n < available.len() {
-            let mut rng =
-                engine::Rng::derive(self.cfg.train.seed, engine::Purpose::ClientSampling, round);
+            let mut rng = engine::Rng::derive(self.cfg.train.seed, CLIENT_SAMPLING, round);
             rng.shuffle(&mut available);
             available.truncate(n);
             available.sort_unstable();
@@ -472,19 +481,25 @@ impl Coordinator {
         );
         let mut tasks = JoinSet::new();
         for (i, client) in sampled.iter().enumerate() {
-            let nonce = clients::random_hex(16);
+            let (http, client) = (self.http.clone(), client.clone());
+            let nonce = match service::random::hex(16) {
+                Ok(nonce) => nonce,
+                Err(e) => {
+                    let failed = InvokeError::Failed(format!("no nonce: the OS generator: {e}"));
+                    tasks.spawn(async move { (i, client, String::new(), Err(failed)) });
+                    continue;
+                }
+            };
             let request = TrainRequest {
                 round,
                 nonce: nonce.clone(),
-                model: ModelRef {
-                    url: model_url.clone(),
-                },
+                model: ModelRef::url(model_url.clone()),
                 epochs: self.cfg.train.epochs,
                 batch_size: self.cfg.train.batch_size,
                 optimizer: self.cfg.train.optimizer.clone(),
                 seed: engine::Rng::derive(
                     self.cfg.train.seed,
-                    engine::Purpose::ClientSeed,
+                    CLIENT_SEED,
                     round * 1_000_003 + i as u64,
                 )
                 .next_u64()
@@ -492,7 +507,6 @@ impl Coordinator {
                 proximal_mu,
                 deadline_ms: Some(client_timeout.as_millis() as u64),
             };
-            let (http, client) = (self.http.clone(), client.clone());
             let max_bytes = self.cfg.limits.max_update_bytes;
             tasks.spawn(async move {
                 let out =

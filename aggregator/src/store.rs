@@ -22,7 +22,7 @@
 //! is newer than `latest` (a crash between 2 and 3) rolls `latest` forward. So after a crash
 //! at any instant, `latest` names a complete version and the history agrees with it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -330,7 +330,9 @@ impl ModelStore {
     /// a later append never lands on a fragment.
     fn append_history(&self, record: &RoundRecord) -> Result<()> {
         let path = self.dir.join("history.jsonl");
-        let mut line = serde_json::to_vec(record).map_err(|e| StoreError::CorruptHistory {
+        let mut finite = record.clone();
+        finite.make_finite();
+        let mut line = serde_json::to_vec(&finite).map_err(|e| StoreError::CorruptHistory {
             line: 0,
             reason: e.to_string(),
         })?;
@@ -410,21 +412,10 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename over
-/// `path`, fsync of the directory.
+/// Writes `bytes` to `path` atomically (`engine::fsutil::write_file`: a temporary file
+/// beside it, fsync, rename over `path`, fsync of the directory).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let written = File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .map_err(io(&tmp))
-        .and_then(|()| fs::rename(&tmp, path).map_err(io(path)));
-    if written.is_err() {
-        remove_quietly(&tmp);
-    }
-    written?;
-    sync_dir(dir)
+    engine::fsutil::write_file(path, bytes).map_err(io(path))
 }
 
 /// Removes `path` if it exists, logging (not returning) any other failure: for clean-up
@@ -438,7 +429,7 @@ fn remove_quietly(path: &Path) {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    engine::fsutil::sync_dir(dir).map_err(io(dir))
 }
 
 fn remove_temporaries(dir: &Path) -> Result<()> {
@@ -514,6 +505,13 @@ pub fn parse_history(content: &[u8]) -> Result<Vec<RoundRecord>> {
                 }
             },
         };
+        if !record.is_finite() {
+            // A number beyond f32 (1e39) parses as infinity and would be served as `null`.
+            return Err(StoreError::CorruptHistory {
+                line: i + 1,
+                reason: "a number is out of range".into(),
+            });
+        }
         if let Some(prev) = records.last()
             && record.round != prev.round + 1
         {
@@ -674,5 +672,39 @@ mod tests {
         let store = ModelStore::open(dir.path(), "mnist").unwrap();
         assert_eq!(store.latest_version(), Some(2));
         assert_eq!(store.next_round(), 3);
+    }
+
+    #[test]
+    fn non_finite_numbers_never_reach_the_file_and_out_of_range_ones_are_refused() {
+        // Found by the fuzz/history target: 1e39 parsed as an f32 infinity, which then
+        // serialised as `null` and no longer parsed.
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        let mut r = record(0, Some(0));
+        r.global = Some(crate::history::GlobalMetrics {
+            loss: f32::INFINITY,
+            accuracy: f32::NAN,
+            per_class_accuracy: vec![],
+            examples: 1,
+        });
+        r.timings.total = f64::NAN;
+        store.commit(b"v0".to_vec(), &r).unwrap();
+        drop(store);
+        let store = ModelStore::open(dir.path(), "mnist").unwrap();
+        let g = store.history()[0].global.clone().unwrap();
+        assert_eq!((g.loss, g.accuracy), (f32::MAX, 0.0));
+        let mut r = record(0, Some(0));
+        r.global = Some(crate::history::GlobalMetrics {
+            loss: 2.5,
+            accuracy: 0.5,
+            per_class_accuracy: vec![],
+            examples: 1,
+        });
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(parse_history(line.as_bytes()).is_ok());
+        let big = line.replace("\"loss\":2.5", "\"loss\":1e39");
+        assert_ne!(big, line);
+        let err = parse_history(big.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
     }
 }

@@ -1,5 +1,5 @@
 """Writes the partition Flower Datasets' DirichletPartitioner makes of MNIST's training
-set, as a JSON file `aggregator local --partition file:PATH` reads, so the local cluster
+set, as a JSON file `edge-cluster local --partition file:PATH` reads, so the local cluster
 can be compared with a Flower run on exactly the same split.
 
 Not part of the build or CI: it needs `pip install flwr-datasets numpy`.

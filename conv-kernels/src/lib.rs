@@ -87,10 +87,12 @@ pub mod pool;
 mod simd;
 pub mod threads;
 
-pub use activation::{relu_backward, relu_backward_inplace, relu_forward, relu_forward_inplace};
+pub use activation::{
+    Activation, relu_backward, relu_backward_inplace, relu_forward, relu_forward_inplace,
+};
 pub use conv2d::{
-    Activation, ConvAlgo, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
-    conv2d_forward, conv2d_scratch_len, conv2d_scratch_slot_len,
+    ConvAlgo, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
+    conv2d_forward_maxpool2x2, conv2d_pool_fusable, conv2d_scratch_len, conv2d_scratch_slot_len,
 };
 pub use dense::{dense_backward_bias, dense_backward_input, dense_backward_weight, dense_forward};
 pub use dispatch::{Isa, Kernels, active_isa, kernels};

@@ -20,7 +20,7 @@ pub const CHAINS: usize = 12;
 /// The CPU supports `V`'s ISA.
 #[inline(always)]
 pub(crate) unsafe fn fma_chains_simd<V: F32Vec>(iters: usize) -> f32 {
-    // SAFETY (whole body): the caller guarantees `V`'s ISA; no memory is accessed.
+    // SAFETY: the caller guarantees `V`'s ISA; no memory is accessed.
     unsafe {
         let m = V::splat(std::hint::black_box(0.999_999));
         let c = V::splat(std::hint::black_box(1e-7));

@@ -52,7 +52,7 @@ net="${FEDGE_PROJECT}_fedge"
 # ---- helpers ---------------------------------------------------------------------------
 ready() { "${FEDGE_HTTP[@]}" wait "http://$(address_of "$1"):8080/readyz" --timeout "${2:-60}" >/dev/null 2>&1; }
 start_round() {
-  curl -fsS -m 10 -XPOST -H 'content-type: application/json' -d '{"rounds":1}' "$agg/v1/rounds" |
+  curl -fsS -m 10 -XPOST -H "Authorization: Bearer $FEDGE_OPERATOR_TOKEN" -H 'content-type: application/json' -d '{"rounds":1}' "$agg/v1/rounds" |
     py 'import json,sys; print(json.load(sys.stdin)["first_round"])'
 }
 # The record of round $1 once written (bounded), as JSON.

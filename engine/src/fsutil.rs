@@ -1,4 +1,5 @@
-//! Crash-safe file replacement shared by the weights store and the MNIST cache.
+//! Crash-safe file replacement: the one copy, used by the engine (weights, the MNIST
+//! cache) and by the services (the aggregator's store, fn-serve's model cache).
 //!
 //! A reader must never see half a file: we write a temporary file in the target's own
 //! folder (same file system, so `rename` is atomic), fsync it, rename it over the target,
@@ -16,16 +17,38 @@ pub(crate) fn write_atomic<F>(path: &Path, fill: F) -> Result<()>
 where
     F: FnOnce(&mut File) -> Result<()>,
 {
+    replace(path, fill, |p, e| Error::io(p, e))
+}
+
+/// Replaces `path` with `bytes` atomically (what the services' stores and caches use):
+/// after a crash at any instant, `path` holds either its old content or `bytes`, and a
+/// leftover temporary is a hidden `.<name>.<pid>-<n>.tmp` beside it.
+///
+/// # Errors
+/// The I/O error, with the path it concerns in its message.
+pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace(
+        path,
+        |f| f.write_all(bytes),
+        |p, e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())),
+    )
+}
+
+fn replace<E>(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> std::result::Result<(), E>,
+    io_err: impl Fn(&Path, std::io::Error) -> E,
+) -> std::result::Result<(), E> {
     let dir = parent_dir(path);
-    let tmp = temp_path(path)?;
+    let tmp = temp_path(path).map_err(|e| io_err(path, e))?;
     let result = (|| {
-        let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
         fill(&mut file)?;
-        file.flush().map_err(|e| Error::io(&tmp, e))?;
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        file.flush().map_err(|e| io_err(&tmp, e))?;
+        file.sync_all().map_err(|e| io_err(&tmp, e))?;
         drop(file);
-        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        sync_dir(&dir)
+        fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
+        sync_dir(&dir).map_err(|e| io_err(&dir, e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -40,26 +63,30 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// `.<name>.tmp-<pid>-<n>` beside `path`: hidden, unique per process and call.
-fn temp_path(path: &Path) -> Result<PathBuf> {
+/// `.<name>.<pid>-<n>.tmp` beside `path`: hidden, unique per process and call, and
+/// recognisable (leading dot, `.tmp` suffix) by a store cleaning up after a crash.
+fn temp_path(path: &Path) -> std::io::Result<PathBuf> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path.file_name().ok_or_else(|| {
-        Error::InvalidArgument(format!("{} does not name a file", path.display()))
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} does not name a file", path.display()),
+        )
     })?;
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp_name = format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id());
+    let tmp_name = format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id());
     Ok(parent_dir(path).join(tmp_name))
 }
 
-/// Makes a rename in `dir` durable. Directories cannot be opened for fsync on Windows;
-/// there the rename is as durable as the OS makes it.
-fn sync_dir(dir: &Path) -> Result<()> {
+/// Makes a rename (or removal) in `dir` durable. Directories cannot be opened for fsync
+/// on Windows; there the change is as durable as the OS makes it.
+///
+/// # Errors
+/// The I/O error of opening or syncing `dir`.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
-    {
-        let d = File::open(dir).map_err(|e| Error::io(dir, e))?;
-        d.sync_all().map_err(|e| Error::io(dir, e))?;
-    }
+    File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())

@@ -3,7 +3,7 @@
 //! Glorot & Bengio (2010): `W ~ U(-l, l)` with `l = sqrt(6 / (fan_in + fan_out))`; for a
 //! convolution `fan_in = C·KH·KW` and `fan_out = O·KH·KW`, for a dense layer `[out, in]`
 //! `fan_in = in`, `fan_out = out`. Each tensor draws from its own stream
-//! `Rng::derive(seed, Purpose::Init, index)`, so adding a layer does not reshuffle the others.
+//! `Rng::derive(seed, Purpose::INIT, index)`, so adding a layer does not reshuffle the others.
 
 use crate::error::Result;
 use crate::params::ParamSet;
@@ -31,7 +31,7 @@ pub fn glorot_uniform(out: &mut [f32], fan_in: usize, fan_out: usize, rng: &mut 
 }
 
 /// Parameters for `shapes` (from `ModelSpec::param_shapes`): tensors named `*.bias` are
-/// zero, the others Glorot uniform from `Rng::derive(seed, Purpose::Init, tensor index)`.
+/// zero, the others Glorot uniform from `Rng::derive(seed, Purpose::INIT, tensor index)`.
 pub fn init_params(shapes: &[(String, Vec<usize>)], seed: u64) -> Result<ParamSet> {
     let mut set = ParamSet::new();
     for (i, (name, shape)) in shapes.iter().enumerate() {
@@ -42,7 +42,7 @@ pub fn init_params(shapes: &[(String, Vec<usize>)], seed: u64) -> Result<ParamSe
                 t.data_mut(),
                 fan_in,
                 fan_out,
-                &mut Rng::derive(seed, Purpose::Init, i as u64),
+                &mut Rng::derive(seed, Purpose::INIT, i as u64),
             );
         }
         set.push(name.clone(), t)?;

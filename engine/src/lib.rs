@@ -73,7 +73,7 @@
 pub mod data;
 pub mod error;
 pub mod federated;
-mod fsutil;
+pub mod fsutil;
 pub mod init;
 pub(crate) mod layers;
 pub mod loss;

@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::init::init_params;
-use crate::layers::{Layer, Plan};
+use crate::layers::{Layer, Plan, Step};
 use crate::params::ParamSet;
 use crate::spec::{LayerShape, LayerSpec, ModelSpec};
 
@@ -109,6 +109,23 @@ impl InferenceScratch {
         }
         Ok(())
     }
+}
+
+/// Whether inference runs `conv` and the `next` step as one fused conv + 2x2 max-pool
+/// kernel: the pool reads exactly the conv's output, is 2x2 with stride 2, and the kernel
+/// supports the geometry and would run it on the Winograd path anyway (so fusing changes
+/// no value, only the memory traffic).
+fn fuses_with_pool(
+    conv: &crate::layers::Conv2d,
+    g: &conv_kernels::Conv2dGeometry,
+    next: &Step,
+    conv_dst: usize,
+) -> bool {
+    matches!(&next.layer, Layer::MaxPool2d(p) if p.pool == [2, 2] && p.strides == [2, 2])
+        && next.src == conv_dst
+        && conv.relu
+        && conv_kernels::conv2d_pool_fusable(g)
+        && conv_kernels::ConvAlgo::Auto.resolve(g) == conv_kernels::ConvAlgo::Winograd
 }
 
 /// Where the current activation lives during inference.
@@ -496,8 +513,9 @@ impl Sequential {
             conv,
             ..
         } = s;
-        for step in &self.plan.steps {
-            let out_len = m * self.plan.buf_len[step.dst];
+        let mut steps = self.plan.steps.iter().peekable();
+        while let Some(step) = steps.next() {
+            let mut out_len = m * self.plan.buf_len[step.dst];
             if step.src == step.dst {
                 // In place: Dropout is the identity at inference, ReLU works on our copy.
                 if let Layer::Relu(r) = &step.layer {
@@ -521,19 +539,31 @@ impl Sequential {
                 Loc::Ping => (&ping[..], &mut pong[..], Loc::Pong),
                 Loc::Pong => (&pong[..], &mut ping[..], Loc::Ping),
             };
-            let (src, dst) = (&src[..len], &mut dst[..out_len]);
+            let src = &src[..len];
             match &step.layer {
                 Layer::Conv2d(c) => {
                     let (w, b) = param_pair(&self.params, c.param)?;
-                    c.forward(&c.geometry(m)?, src, w, b, dst, conv)?;
+                    let g = c.geometry(m)?;
+                    let pool = steps.next_if(|next| fuses_with_pool(c, &g, next, step.dst));
+                    if let Some(pool) = pool {
+                        // Conv + bias + ReLU + 2x2 max-pool in one kernel: the full-size
+                        // activation is never written (inference needs no argmax).
+                        out_len = m * self.plan.buf_len[pool.dst];
+                        c.forward_pooled(&g, &src[..len], w, b, &mut dst[..out_len], conv)?;
+                    } else {
+                        c.forward(&g, src, w, b, &mut dst[..out_len], conv)?;
+                    }
                 }
                 Layer::Dense(d) => {
                     let (w, b) = param_pair(&self.params, d.param)?;
-                    d.forward(&d.geometry(m)?, src, w, b, dst)?;
+                    d.forward(&d.geometry(m)?, src, w, b, &mut dst[..out_len])?;
                 }
-                Layer::MaxPool2d(p) => {
-                    p.forward(&p.geometry(m)?, src, dst, &mut argmax[..out_len])?
-                }
+                Layer::MaxPool2d(p) => p.forward(
+                    &p.geometry(m)?,
+                    src,
+                    &mut dst[..out_len],
+                    &mut argmax[..out_len],
+                )?,
                 Layer::Dropout(_) | Layer::Flatten(_) | Layer::Relu(_) => {
                     return Err(Error::InvalidArgument(
                         "internal: in-place layer planned out of place".into(),

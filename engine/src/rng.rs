@@ -5,26 +5,30 @@
 //! reproducible across releases and machines, and `rand` does not promise
 //! value stability across versions.
 
-/// What a derived generator is for. Each purpose has its own family of sub-streams, so two
-/// purposes never draw the same numbers from one seed. (They once did: epoch 0's shuffle
-/// replayed the numbers that had initialised conv1, and an IID partition the same again.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u64)]
-pub enum Purpose {
+/// What a derived generator is for: a family of sub-streams. Two purposes never draw the
+/// same numbers from one seed. (They once did: epoch 0's shuffle replayed the numbers that
+/// had initialised conv1, and an IID partition the same again.)
+///
+/// The engine names its own ([`Purpose::INIT`] .. [`Purpose::PARTITION`], ids 1 to 4);
+/// a caller names its domains with [`Purpose::new`] and an id of its own (the aggregator's
+/// client sampling is 5, say), unique within the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Purpose(u64);
+
+impl Purpose {
     /// Initial weights, one stream per parameter tensor.
-    Init = 1,
+    pub const INIT: Purpose = Purpose(1);
     /// The order of training examples, one stream per epoch.
-    Shuffle = 2,
+    pub const SHUFFLE: Purpose = Purpose(2);
     /// Dropout masks.
-    Dropout = 3,
+    pub const DROPOUT: Purpose = Purpose(3);
     /// Splitting a data set among federated clients.
-    Partition = 4,
-    /// Choosing which clients train in a round (one stream per round).
-    ClientSampling = 5,
-    /// The training seed sent to each client.
-    ClientSeed = 6,
-    /// Identifiers (e.g. CloudEvent ids).
-    Ids = 7,
+    pub const PARTITION: Purpose = Purpose(4);
+
+    /// A caller's purpose with its own `id` (not 1 to 4, which are the engine's).
+    pub const fn new(id: u64) -> Self {
+        Purpose(id)
+    }
 }
 
 /// Deterministic pseudo-random generator. Not for cryptography.
@@ -57,7 +61,7 @@ impl Rng {
     /// An independent generator for sub-stream `index` of `purpose` under `seed` (e.g. one
     /// per epoch or per tensor). Distinct `(purpose, index)` pairs give unrelated streams.
     pub fn derive(seed: u64, purpose: Purpose, index: u64) -> Self {
-        let mut family = seed ^ (purpose as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut family = seed ^ purpose.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut sm = splitmix64(&mut family) ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
         Self::new(splitmix64(&mut sm))
     }
@@ -158,13 +162,13 @@ mod tests {
     fn purposes_and_indices_give_unrelated_streams() {
         let first = |p, i| Rng::derive(5, p, i).next_u64();
         let purposes = [
-            Purpose::Init,
-            Purpose::Shuffle,
-            Purpose::Dropout,
-            Purpose::Partition,
-            Purpose::ClientSampling,
-            Purpose::ClientSeed,
-            Purpose::Ids,
+            Purpose::INIT,
+            Purpose::SHUFFLE,
+            Purpose::DROPOUT,
+            Purpose::PARTITION,
+            Purpose::new(5),
+            Purpose::new(6),
+            Purpose::new(7),
         ];
         let mut seen = std::collections::HashSet::new();
         for p in purposes {
@@ -174,7 +178,7 @@ mod tests {
             }
         }
         // The overlap this replaced: epoch 0's shuffle and tensor 0's initialisation.
-        assert_ne!(first(Purpose::Shuffle, 0), first(Purpose::Init, 0));
+        assert_ne!(first(Purpose::SHUFFLE, 0), first(Purpose::INIT, 0));
     }
 
     #[test]

@@ -405,7 +405,7 @@ impl Sequential {
         }
         let start = mu.map(|_| self.params.clone());
         let mut order: Vec<usize> = (0..data.len()).collect();
-        let mut dropout_rng = Rng::derive(cfg.seed, Purpose::Dropout, 0);
+        let mut dropout_rng = Rng::derive(cfg.seed, Purpose::DROPOUT, 0);
         let batches = data.len().div_ceil(batch);
         let mut report = FitReport {
             epochs: Vec::with_capacity(cfg.epochs),
@@ -426,7 +426,7 @@ impl Sequential {
                 for (i, o) in order.iter_mut().enumerate() {
                     *o = i;
                 }
-                Rng::derive(cfg.seed, Purpose::Shuffle, epoch as u64).shuffle(&mut order);
+                Rng::derive(cfg.seed, Purpose::SHUFFLE, epoch as u64).shuffle(&mut order);
             }
             let mut acc = Accumulator::new(plan.classes);
             for (b, idx) in order.chunks(batch).enumerate() {

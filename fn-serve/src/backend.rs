@@ -56,6 +56,11 @@ impl Model {
         Self::from_loaded(engine::weights::from_bytes(bytes)?)
     }
 
+    /// The architecture.
+    pub fn spec(&self) -> &engine::ModelSpec {
+        self.seq.spec()
+    }
+
     /// Parameters.
     pub fn num_params(&self) -> usize {
         self.seq.num_params()

@@ -8,6 +8,12 @@
 //!   answers a lone request at once.
 //! - Large requests run chunk by chunk (their pixel buffer is already in chunks of whole
 //!   images), and the engine micro-batches inside each call, so memory stays bounded.
+//! - A request whose client has gone (its reply receiver dropped, as hyper drops the
+//!   handler of a closed connection) stops at the next chunk boundary (256 images) and
+//!   frees its input, and with it its decode budget; its images are not counted.
+//! - Between the chunks of a large request, the thread predicts one small waiting request
+//!   per chunk (same model, at most `batch_images` images), so small requests do not wait
+//!   for a large one to finish.
 //! - A small request (at most `inline_images` images) that is the only prediction
 //!   request in the server (none other being decoded, queued or predicted) runs right on
 //!   the calling thread, with a scratch from a small pool: a lone request skips the hop
@@ -81,51 +87,98 @@ fn scratch_for<'a>(slot: &'a mut Option<(u64, Scratch)>, served: &Served) -> &'a
         .1
 }
 
-/// Runs `input` through `served`'s model chunk by chunk.
+/// Runs `input` through `served`'s model chunk by chunk. Before each chunk `between` runs
+/// with the scratch (it may predict a small waiting request with it) and returns whether
+/// this request's client has gone: then `None`.
 fn run_one(
     served: &Served,
     input: &ImageBuf,
     scratch: &mut Scratch,
-) -> Result<Prediction, ApiError> {
+    between: &mut dyn FnMut(&mut Scratch) -> bool,
+) -> Option<Result<Prediction, ApiError>> {
     let classes = served.model.num_classes;
     let image_len = input.image_len();
     let mut probs = vec![0f32; input.images() * classes];
     let mut at = 0;
-    let mut call = |px: Pixels<'_>, n: usize, probs: &mut [f32]| -> Result<(), ApiError> {
-        served
+    let mut step = |px: Pixels<'_>, scratch: &mut Scratch| -> Option<Result<(), ApiError>> {
+        if between(scratch) {
+            return None;
+        }
+        let n = px.len() / image_len;
+        let r = served
             .model
             .predict(px, &mut probs[at..at + n * classes], scratch)
-            .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+            .map_err(|e| ApiError::Internal(format!("{e:#}")));
         at += n * classes;
-        Ok(())
+        Some(r)
     };
     match input.chunks() {
         Chunks::F32(chunks) => {
             for c in chunks.iter().filter(|c| !c.is_empty()) {
-                call(Pixels::F32(c), c.len() / image_len, &mut probs)?;
+                if let Err(e) = step(Pixels::F32(c), scratch)? {
+                    return Some(Err(e));
+                }
             }
         }
         Chunks::U8(chunks) => {
             for c in chunks.iter().filter(|c| !c.is_empty()) {
-                call(Pixels::U8(c), c.len() / image_len, &mut probs)?;
+                if let Err(e) = step(Pixels::U8(c), scratch)? {
+                    return Some(Err(e));
+                }
             }
         }
     }
-    Ok(Prediction { probs, classes })
+    Some(Ok(Prediction { probs, classes }))
 }
 
 impl Worker {
-    fn run(&mut self, jobs: Vec<Job>, metrics: &Metrics) {
+    /// Runs `jobs`. Between the chunks of a lone (large) job it predicts one small request
+    /// waiting for the same model (at most `batch_images` images) per chunk, so a large
+    /// request does not starve small ones; another waiting job goes to `pending`.
+    fn run(
+        &mut self,
+        jobs: Vec<Job>,
+        metrics: &Metrics,
+        rx: &Mutex<Receiver<Job>>,
+        pending: &mut Option<Job>,
+        batch_images: usize,
+    ) {
         let Some(first) = jobs.first() else { return };
         let served = first.model.clone();
         let images: usize = jobs.iter().map(|j| j.input.images()).sum();
         let scratch = scratch_for(&mut self.scratch, &served);
         if jobs.len() == 1 {
             for job in jobs {
-                let r = run_one(&served, &job.input, scratch);
-                metrics.predicted(images);
+                let mut between = |scratch: &mut Scratch| {
+                    if pending.is_none()
+                        && let Ok(guard) = rx.try_lock()
+                        && let Ok(small) = guard.try_recv()
+                    {
+                        drop(guard);
+                        if Arc::ptr_eq(&small.model, &served)
+                            && small.input.images() <= batch_images
+                        {
+                            let n = small.input.images();
+                            let r = run_one(&served, &small.input, scratch, &mut |_| {
+                                small.reply.is_closed()
+                            });
+                            drop(small.input);
+                            if let Some(r) = r {
+                                metrics.predicted(n);
+                                let _ = small.reply.send(r);
+                            }
+                        } else {
+                            *pending = Some(small);
+                        }
+                    }
+                    job.reply.is_closed()
+                };
+                let r = run_one(&served, &job.input, scratch, &mut between);
                 drop(job.input);
-                let _ = job.reply.send(r);
+                if let Some(r) = r {
+                    metrics.predicted(images);
+                    let _ = job.reply.send(r);
+                }
             }
             return;
         }
@@ -204,7 +257,7 @@ fn worker_loop(rx: Arc<Mutex<Receiver<Job>>>, batch_images: usize, metrics: Arc<
             }
             jobs
         };
-        worker.run(jobs, &metrics);
+        worker.run(jobs, &metrics, &rx, &mut pending, batch_images);
     }
 }
 
@@ -278,7 +331,11 @@ impl Compute {
             let i = pool.iter().position(|(s, _)| *s == served.serial);
             i.map(|i| pool.swap_remove(i))
         };
-        let r = run_one(served, &input, scratch_for(&mut slot, served));
+        // Inline runs on the request's own task: it cannot outlive its client.
+        let r = run_one(served, &input, scratch_for(&mut slot, served), &mut |_| {
+            false
+        })
+        .unwrap_or_else(|| Err(ApiError::Internal("prediction abandoned".into())));
         self.metrics.predicted(input.images());
         if let Some(s) = slot {
             let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());

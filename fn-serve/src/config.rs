@@ -10,6 +10,10 @@
 //! - `FEDGE_THREADS`: compute threads (default: the CPU quota, `available_parallelism`).
 //! - `FEDGE_BATCH_IMAGES`: largest dynamic batch of small concurrent requests.
 //! - `FEDGE_CACHE_DIR`: where remote models are cached (under /tmp).
+//! - `FEDGE_MAX_MODEL_BYTES`: largest model body taken from the store (0 = a quarter of
+//!   the memory the process has, at most 256 MiB).
+//! - `FEDGE_ANY_ARCHITECTURE`: serve any architecture whose buffers fit (default: only the
+//!   Table 1 CNN, as fn-train).
 //! - `FEDGE_REQUEST_TIMEOUT_SECONDS`: per-request deadline (408), so a drain cannot hang.
 //! - `FEDGE_MULTI_THREAD_IO` (env only, read by `main_blocking`): use tokio's multi-thread
 //!   runtime even with one compute thread (default there: a current-thread runtime).
@@ -81,6 +85,16 @@ pub struct Config {
     /// Per-request deadline in seconds (408 after it).
     #[arg(long, env = "FEDGE_REQUEST_TIMEOUT_SECONDS", default_value_t = 120)]
     pub request_timeout_seconds: u64,
+
+    /// Largest model body in bytes taken from the store; 0 = derived from the memory the
+    /// process has ([`crate::memory::default_max_model_bytes`]).
+    #[arg(long, env = "FEDGE_MAX_MODEL_BYTES", default_value_t = 0)]
+    pub max_model_bytes: u64,
+
+    /// Serve any architecture whose inference buffers fit; unset: only the Table 1 CNN.
+    #[arg(long, env = "FEDGE_ANY_ARCHITECTURE", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub any_architecture: bool,
 }
 
 impl Config {
@@ -105,6 +119,8 @@ impl Config {
             inline_images: 0,
             cache_dir: PathBuf::from("/tmp/fn-serve-cache"),
             request_timeout_seconds: 120,
+            max_model_bytes: 0,
+            any_architecture: false,
         }
     }
 
@@ -138,6 +154,15 @@ impl Config {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
+    /// The largest model body taken from the store: the flag, else derived from
+    /// `available` (the memory the process has).
+    pub fn model_bytes_cap(&self, available: Option<u64>) -> u64 {
+        if self.max_model_bytes > 0 {
+            return self.max_model_bytes;
+        }
+        crate::memory::default_max_model_bytes(available)
+    }
+
     /// The poll interval, `None` when polling is off.
     pub fn poll_interval(&self) -> Option<Duration> {
         (self.poll_seconds > 0.0).then(|| Duration::from_secs_f64(self.poll_seconds))
@@ -166,6 +191,8 @@ mod tests {
             format!("--inline-images={}", d.inline_images),
             format!("--cache-dir={}", d.cache_dir.display()),
             format!("--request-timeout-seconds={}", d.request_timeout_seconds),
+            format!("--max-model-bytes={}", d.max_model_bytes),
+            format!("--any-architecture={}", d.any_architecture),
         ];
         let parsed = Config::parse_from(&args);
         assert_eq!(format!("{parsed:?}"), format!("{d:?}"));

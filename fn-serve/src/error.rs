@@ -74,21 +74,19 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut body = Vec::with_capacity(message.len() + 16);
-        body.extend_from_slice(b"{\"error\":");
-        // Writing a &str into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut body, &message);
-        body.push(b'}');
-        let mut resp = (status, body).into_response();
-        let headers = resp.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        let mut resp = service::error::json_error(status, &message);
         if matches!(self, Self::Busy(_) | Self::NotReady(_)) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
+    }
+}
+
+/// A body that is not JSON is the caller's mistake.
+impl From<crate::codec::json::JsonError> for ApiError {
+    fn from(e: crate::codec::json::JsonError) -> Self {
+        Self::BadRequest(e.to_string())
     }
 }
 

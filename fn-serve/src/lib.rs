@@ -27,25 +27,28 @@ pub mod codec;
 pub mod compute;
 pub mod config;
 pub mod error;
+pub mod memory;
 pub mod metrics;
 pub mod model_slot;
 pub mod routes;
-pub mod shutdown;
 pub mod state;
 
 use std::future::Future;
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
-use tracing_subscriber::EnvFilter;
 
 pub use config::Config;
 pub use error::ApiError;
 pub use state::AppState;
+
+/// Connection limits of the listener ([`service::serve`]; `FEDGE_MAX_CONNECTIONS` etc.
+/// override them): 128 open connections of at most 64 KiB read buffer each pin at most
+/// 8 MiB of the pod's 100 MiB, beside the model and the decoded-input budget.
+pub const CONN_LIMITS: service::serve::ConnLimits = service::serve::ConnLimits::new(128);
 
 /// The router over `state` (no socket needed: tests drive it with `oneshot`).
 pub fn app(state: AppState) -> Router {
@@ -81,7 +84,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/metrics", get(m::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics_handle(),
             metrics::track,
         ))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -95,23 +98,14 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Installs the log subscriber: JSON lines on stdout when it is not a terminal (Knative),
-/// human-readable otherwise; filter from `RUST_LOG`, default `fn_serve=info`. Idempotent.
+/// Installs the log subscriber ([`service::logging`]): JSON lines on stdout when it is
+/// not a terminal (Knative), human-readable otherwise; filter from `RUST_LOG`, default
+/// `fn_serve=info,tower_http=warn`. Idempotent.
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("fn_serve=info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    let _ = if std::io::stdout().is_terminal() {
-        builder.try_init()
-    } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init()
-    };
+    service::logging::init(
+        "fn_serve=info,tower_http=warn",
+        service::logging::Sink::Stdout,
+    );
 }
 
 /// Serves on `listener` until `shutdown` resolves, then stops accepting, finishes the
@@ -163,13 +157,8 @@ pub async fn run(
             slot.poll_forever(interval).await;
         }
     });
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = CONN_LIMITS.from_env().map_err(anyhow::Error::msg)?;
+    let served = service::serve::serve(listener, app(state.clone()), limits, shutdown).await;
     poller.abort();
     let st = state.clone();
     let _ = tokio::task::spawn_blocking(move || st.compute().shutdown()).await;
@@ -196,6 +185,6 @@ pub fn main_blocking(config: Config) -> anyhow::Result<()> {
     };
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await?;
-        run(config, listener, shutdown::sigterm_or_ctrl_c()).await
+        run(config, listener, service::shutdown::sigterm_or_ctrl_c()).await
     })
 }

@@ -5,16 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-
-use crate::model_slot::Served;
-use crate::state::AppState;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 14] = [
@@ -68,14 +65,10 @@ impl Metrics {
         self.batches.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records a successful model load.
-    pub fn model_loaded(&self, served: &Served) {
+    /// Records a successful load of model `version`.
+    pub fn model_loaded(&self, version: u64) {
         self.model_loads.fetch_add(1, Ordering::Relaxed);
-        let v = served
-            .version
-            .parse::<u64>()
-            .unwrap_or(served.model.version);
-        self.model_version.store(v, Ordering::Relaxed);
+        self.model_version.store(version, Ordering::Relaxed);
     }
 
     /// Records a failed load or refresh.
@@ -181,7 +174,7 @@ impl Metrics {
 }
 
 /// Middleware: times the request and counts it under its route pattern.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let probe = req
         .headers()
         .get(axum::http::header::USER_AGENT)
@@ -193,9 +186,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let start = Instant::now();
     let resp = next.run(req).await;
     if !probe && let Some(ep) = endpoint {
-        state
-            .metrics()
-            .observe(&ep, resp.status().as_u16(), start.elapsed().as_secs_f64());
+        metrics.observe(&ep, resp.status().as_u16(), start.elapsed().as_secs_f64());
     }
     resp
 }

@@ -9,10 +9,20 @@
 //! - a local safetensors file, memory-mapped; a newer version is noticed by the file's
 //!   identity (inode, size, mtime) changing, as when the store renames a new file over it;
 //! - an `http://` URL of the model store (`.../v1/models/{name}/latest`), polled with
-//!   `If-None-Match: <ETag>` (304 = unchanged); a new body is written atomically to the
-//!   cache directory under /tmp, memory-mapped from there, and used at start if the
-//!   store cannot be reached.
+//!   `If-None-Match: <ETag>` (304 = unchanged); a new body is streamed to a temporary
+//!   file in the cache directory under /tmp (never held in memory), renamed into place,
+//!   memory-mapped from there, and used at start if the store cannot be reached.
+//!
+//! A model is installed only if its architecture is the pinned one (the Table 1 CNN unless
+//! `FEDGE_ANY_ARCHITECTURE=1`, as in fn-train) and its inference buffers fit the memory the
+//! process has ([`Admission`]); a refused model leaves the current one served.
+//!
+//! A body larger than the cap (`FEDGE_MAX_MODEL_BYTES`, by default derived from the memory
+//! the process has) is refused from its Content-Length before any byte is read, or as soon
+//! as the streamed bytes pass the cap; the current model stays served and the failure is
+//! counted in `fn_serve_model_load_failures_total`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -22,8 +32,62 @@ use anyhow::Context;
 use crate::backend::Model;
 use crate::metrics::Metrics;
 
-/// Largest model body accepted from the store.
-const MAX_MODEL_BYTES: usize = 256 * 1024 * 1024;
+/// What a model must satisfy to be installed.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// The only architecture served; `None` = any (`FEDGE_ANY_ARCHITECTURE=1`).
+    pub pinned: Option<engine::ModelSpec>,
+    /// The memory the process has (bytes); `None` = unknown, not checked.
+    pub memory: Option<u64>,
+    /// Compute threads (each holds a scratch).
+    pub threads: usize,
+    /// Largest request, images.
+    pub max_batch: usize,
+}
+
+impl Default for Admission {
+    /// The Table 1 CNN, memory not checked.
+    fn default() -> Self {
+        Self {
+            pinned: Some(engine::presets::table1_cnn()),
+            memory: None,
+            threads: 1,
+            max_batch: 10_000,
+        }
+    }
+}
+
+impl Admission {
+    /// Why `model` may not be installed, if it may not.
+    fn refusal(&self, model: &Model) -> Option<String> {
+        let spec = model.spec();
+        if let Some(pinned) = &self.pinned
+            && spec != pinned
+        {
+            return Some(format!(
+                "its architecture {:?} is not the one served ({:?}; FEDGE_ANY_ARCHITECTURE=1 serves any)",
+                spec.name, pinned.name
+            ));
+        }
+        let memory = self.memory?;
+        let need = crate::memory::inference_bytes(
+            spec,
+            self.threads,
+            crate::backend::SCRATCH_MICRO_BATCH,
+            self.max_batch,
+        )
+        .map_or(u64::MAX, |b| {
+            b.saturating_add(crate::memory::SERVING_OVERHEAD)
+        });
+        (need > memory).then(|| {
+            format!(
+                "its inference buffers need about {} MiB, more than the {} MiB the process has",
+                need >> 20,
+                memory >> 20
+            )
+        })
+    }
+}
 
 /// A loaded model with what the protocols report about it.
 #[derive(Debug)]
@@ -77,6 +141,8 @@ pub struct ModelSlot {
     poll: tokio::sync::Mutex<PollState>,
     serial: Mutex<u64>,
     metrics: Arc<Metrics>,
+    max_model_bytes: u64,
+    admission: Admission,
 }
 
 impl ModelSlot {
@@ -95,7 +161,21 @@ impl ModelSlot {
             poll: tokio::sync::Mutex::new(PollState::default()),
             serial: Mutex::new(0),
             metrics,
+            max_model_bytes: crate::memory::MAX_MODEL_BYTES_CEILING,
+            admission: Admission::default(),
         }
+    }
+
+    /// Installs only models that `admission` accepts.
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Refuses model bodies from the store larger than `bytes`.
+    pub fn with_max_model_bytes(mut self, bytes: u64) -> Self {
+        self.max_model_bytes = bytes;
+        self
     }
 
     /// The model now served, if any.
@@ -107,6 +187,10 @@ impl ModelSlot {
     }
 
     fn install(&self, model: Model, version: String) -> anyhow::Result<Arc<Served>> {
+        if let Some(why) = self.admission.refusal(&model) {
+            tracing::warn!(version = %version, reason = %why, "model refused");
+            anyhow::bail!("refusing model version {version}: {why}");
+        }
         if let Some(old) = self.get()
             && !old.model.same_interface(&model)
         {
@@ -128,7 +212,12 @@ impl ModelSlot {
             version,
             serial,
         });
-        self.metrics.model_loaded(&served);
+        self.metrics.model_loaded(
+            served
+                .version
+                .parse::<u64>()
+                .unwrap_or(served.model.version),
+        );
         let mut slot = self.current.write().unwrap_or_else(|p| p.into_inner());
         *slot = Some(served.clone());
         Ok(served)
@@ -180,8 +269,12 @@ impl ModelSlot {
         {
             req = req.header(reqwest::header::IF_NONE_MATCH, tag);
         }
+        std::fs::create_dir_all(&self.cache_dir)
+            .with_context(|| format!("creating {}", self.cache_dir.display()))?;
+        let cap = self.max_model_bytes;
+        let cache_dir = self.cache_dir.clone();
         let fetched = async {
-            let resp = req.send().await.with_context(|| format!("GET {url}"))?;
+            let mut resp = req.send().await.with_context(|| format!("GET {url}"))?;
             let status = resp.status();
             if status == reqwest::StatusCode::NOT_MODIFIED {
                 return Ok(None);
@@ -191,19 +284,30 @@ impl ModelSlot {
             let version = header_str(&resp, "x-model-version");
             if let Some(len) = resp.content_length() {
                 anyhow::ensure!(
-                    len as usize <= MAX_MODEL_BYTES,
-                    "model of {len} bytes is too large"
+                    len <= cap,
+                    "model of {len} bytes is larger than the cap of {cap} bytes"
                 );
             }
-            let body = resp
-                .bytes()
+            let mut part = tempfile_in(&cache_dir)?;
+            let mut read = 0u64;
+            while let Some(chunk) = resp
+                .chunk()
                 .await
-                .with_context(|| format!("reading {url}"))?;
-            anyhow::ensure!(body.len() <= MAX_MODEL_BYTES, "model body too large");
-            Ok(Some((etag, version, body)))
+                .with_context(|| format!("reading {url}"))?
+            {
+                read += chunk.len() as u64;
+                anyhow::ensure!(
+                    read <= cap,
+                    "model body passed the cap of {cap} bytes; stopped reading"
+                );
+                part.file
+                    .write_all(&chunk)
+                    .context("writing the model to the cache")?;
+            }
+            Ok(Some((etag, version, part)))
         }
         .await;
-        let (etag, version, body) = match fetched {
+        let (etag, version, part) = match fetched {
             Ok(Some(x)) => x,
             Ok(None) => return Ok(false),
             Err(e) if self.get().is_none() => {
@@ -220,12 +324,14 @@ impl ModelSlot {
             }
             Err(e) => return Err(e),
         };
-        let cache_dir = self.cache_dir.clone();
         let name = self.name.clone();
         let tag_for_file = version.clone();
         let (model, path) = load_blocking(move || {
-            let path = write_cache(&cache_dir, &name, tag_for_file.as_deref(), &body)?;
-            let model = Model::load_file(&path)?;
+            // Loaded before it is renamed, so a bad body never replaces a good cached copy
+            // (the mapping stays valid across the rename).
+            let model = Model::load_file(&part.path)?;
+            let path = cache_path(&cache_dir, &name, tag_for_file.as_deref());
+            part.persist(&path)?;
             Ok((model, path))
         })
         .await?;
@@ -294,27 +400,53 @@ async fn load_blocking<T: Send + 'static>(
         .context("model loading task failed")?
 }
 
-/// Writes `body` to `<dir>/<name>-v<version>.safetensors` atomically (tmp + rename).
-fn write_cache(
-    dir: &Path,
-    name: &str,
-    version: Option<&str>,
-    body: &[u8],
-) -> anyhow::Result<PathBuf> {
-    use std::io::Write;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// `<dir>/<name>-v<version>.safetensors`.
+fn cache_path(dir: &Path, name: &str, version: Option<&str>) -> PathBuf {
     let safe: String = version
         .unwrap_or("unversioned")
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .take(40)
         .collect();
-    let path = dir.join(format!("{name}-v{safe}.safetensors"));
-    let tmp = dir.join(format!(".{name}-v{safe}.{}.tmp", std::process::id()));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(body)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(path)
+    dir.join(format!("{name}-v{safe}.safetensors"))
+}
+
+/// A model body being downloaded: a `.part` file in the cache directory (never taken for a
+/// cached model), removed unless [`Part::persist`] renames it into place.
+struct Part {
+    file: std::fs::File,
+    path: PathBuf,
+    kept: bool,
+}
+
+fn tempfile_in(dir: &Path) -> anyhow::Result<Part> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!(".download-{}-{n}.part", std::process::id()));
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(Part {
+        file,
+        path,
+        kept: false,
+    })
+}
+
+impl Part {
+    /// Flushes the body to disk and renames it to `path` (atomic on one filesystem).
+    fn persist(mut self, path: &Path) -> anyhow::Result<()> {
+        self.file.sync_all().context("flushing the cached model")?;
+        std::fs::rename(&self.path, path)
+            .with_context(|| format!("caching the model in {}", path.display()))?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }

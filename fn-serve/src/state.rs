@@ -8,7 +8,7 @@ use crate::compute::Compute;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::model_slot::{ModelSlot, Served};
+use crate::model_slot::{Admission, ModelSlot, Served};
 
 #[derive(Debug)]
 struct Inner {
@@ -32,12 +32,26 @@ impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         let metrics = Arc::new(Metrics::default());
-        let slot = Arc::new(ModelSlot::new(
-            &config.model_uri,
-            &config.model_name,
-            config.cache_dir.clone(),
-            metrics.clone(),
-        ));
+        let memory = crate::memory::available();
+        tracing::info!(
+            memory_mib = memory.map(|m| m >> 20),
+            "model limits derived from the memory the process has"
+        );
+        let slot = Arc::new(
+            ModelSlot::new(
+                &config.model_uri,
+                &config.model_name,
+                config.cache_dir.clone(),
+                metrics.clone(),
+            )
+            .with_max_model_bytes(config.model_bytes_cap(memory))
+            .with_admission(Admission {
+                pinned: (!config.any_architecture).then(engine::presets::table1_cnn),
+                memory,
+                threads: config.compute_threads(),
+                max_batch: config.max_batch,
+            }),
+        );
         let compute = Compute::start(
             config.compute_threads(),
             config.batch_images,
@@ -78,6 +92,11 @@ impl AppState {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The metrics, shared (for the tracking middleware).
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        Arc::clone(&self.inner.metrics)
     }
 
     /// The decoded-input memory budget.

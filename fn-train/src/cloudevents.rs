@@ -6,6 +6,17 @@
 //! * Binary: attributes in `ce-<name>` headers (percent-encoded), `Content-Type` is the
 //!   `datacontenttype`, the body is the data as-is.
 //! * Batch mode (`application/cloudevents-batch`) is never solicited and is refused.
+//!
+//! Why not the CloudEvents project's `cloudevents-sdk` (0.9.0, axum binding): its `Event`
+//! extractor (src/binding/axum/extract.rs at 54b39e2) reads the body with
+//! `to_bytes(body, usize::MAX)`, bypassing the router's `DefaultBodyLimit`, so a large
+//! event would be buffered whole inside a 200 MiB pod; it then copies the body once more
+//! (`to_vec`); and it rejects with a plain-text 400 or 500 (batch mode included, which
+//! must be 415) instead of the JSON error naming the bad attribute that every other
+//! fn-train error carries. It would also add chrono, snafu, delegate-attr, url, uuid and
+//! hostname to a 2-core build. This was read from the SDK's source, not measured at run
+//! time; the conformance tests below and in `tests/it/events.rs` hold this binding to the
+//! spec either way.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,14 +26,21 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
 
-use crate::error::ApiError;
-
 /// The only CloudEvents version there is.
 pub const SPEC_VERSION: &str = "1.0";
-/// The event type fn-train acts on.
-pub const TRAIN_REQUESTED: &str = "dev.fedge.train.requested";
-/// The event type of the reply.
-pub const TRAIN_COMPLETED: &str = "dev.fedge.train.completed";
+/// The event types of the exchange (the contract is the `protocol` crate).
+pub use protocol::events::{TRAIN_COMPLETED, TRAIN_REQUESTED};
+
+/// Why a request is not an event fn-train can read (the route maps it to 400 or 415).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// A required attribute is missing or malformed, or the body does not parse.
+    #[error("{0}")]
+    Malformed(String),
+    /// Batch mode, or an event format other than JSON.
+    #[error("{0}")]
+    Unsupported(String),
+}
 
 /// How the event travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,23 +92,23 @@ pub fn is_json_media_type(ct: &str) -> bool {
 /// Reads an event from a request's headers and body.
 ///
 /// # Errors
-/// [`ApiError::BadRequest`] naming the missing or malformed attribute;
-/// [`ApiError::UnsupportedMediaType`] for batch mode or a non-JSON event format.
-pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<(Event, Mode), ApiError> {
+/// [`EventError::Malformed`] naming the missing or malformed attribute;
+/// [`EventError::Unsupported`] for batch mode or a non-JSON event format.
+pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<(Event, Mode), EventError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
     if content_type.starts_with("application/cloudevents-batch") {
-        return Err(ApiError::UnsupportedMediaType(
+        return Err(EventError::Unsupported(
             "batched CloudEvents are not accepted; send one event per request".to_owned(),
         ));
     }
     if content_type.starts_with("application/cloudevents") {
         let essence = content_type.split(';').next().unwrap_or("").trim();
         if essence != "application/cloudevents+json" {
-            return Err(ApiError::UnsupportedMediaType(format!(
+            return Err(EventError::Unsupported(format!(
                 "structured event format {essence:?} is not supported; use application/cloudevents+json"
             )));
         }
@@ -99,7 +117,7 @@ pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<(Event, Mode), ApiError
     parse_binary(headers, body).map(|e| (e, Mode::Binary))
 }
 
-fn parse_binary(headers: &HeaderMap, body: Bytes) -> Result<Event, ApiError> {
+fn parse_binary(headers: &HeaderMap, body: Bytes) -> Result<Event, EventError> {
     let mut attributes = BTreeMap::new();
     for (name, value) in headers {
         let Some(attr) = name.as_str().strip_prefix("ce-") else {
@@ -107,24 +125,24 @@ fn parse_binary(headers: &HeaderMap, body: Bytes) -> Result<Event, ApiError> {
         };
         let raw = value
             .to_str()
-            .map_err(|_| ApiError::BadRequest(format!("header {name} is not visible ASCII")))?;
+            .map_err(|_| EventError::Malformed(format!("header {name} is not visible ASCII")))?;
         let decoded = percent_decode(unquote(raw)).ok_or_else(|| {
-            ApiError::BadRequest(format!("header {name} has a bad percent-encoding"))
+            EventError::Malformed(format!("header {name} has a bad percent-encoding"))
         })?;
         if attributes.insert(attr.to_owned(), decoded).is_some() {
-            return Err(ApiError::BadRequest(format!(
+            return Err(EventError::Malformed(format!(
                 "header {name} appears more than once"
             )));
         }
     }
     if attributes.is_empty() {
-        return Err(ApiError::BadRequest(
+        return Err(EventError::Malformed(
             "not a CloudEvent: no ce-* headers and Content-Type is not application/cloudevents+json"
                 .to_owned(),
         ));
     }
     if attributes.contains_key("datacontenttype") {
-        return Err(ApiError::BadRequest(
+        return Err(EventError::Malformed(
             "binary mode carries datacontenttype in Content-Type; ce-datacontenttype must not be sent"
                 .to_owned(),
         ));
@@ -136,12 +154,12 @@ fn parse_binary(headers: &HeaderMap, body: Bytes) -> Result<Event, ApiError> {
     finish(attributes, datacontenttype, body, "ce-")
 }
 
-fn parse_structured(body: &[u8]) -> Result<Event, ApiError> {
+fn parse_structured(body: &[u8]) -> Result<Event, EventError> {
     let doc: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::BadRequest(format!("structured CloudEvent is not valid JSON: {e}"))
+        EventError::Malformed(format!("structured CloudEvent is not valid JSON: {e}"))
     })?;
     let serde_json::Value::Object(members) = doc else {
-        return Err(ApiError::BadRequest(
+        return Err(EventError::Malformed(
             "structured CloudEvent must be a JSON object".to_owned(),
         ));
     };
@@ -154,7 +172,7 @@ fn parse_structured(body: &[u8]) -> Result<Event, ApiError> {
             ("data", v) => data = Some(v),
             ("data_base64", serde_json::Value::String(s)) => data_base64 = Some(s),
             ("data_base64", _) => {
-                return Err(ApiError::BadRequest(
+                return Err(EventError::Malformed(
                     "data_base64 must be a string".to_owned(),
                 ));
             }
@@ -168,7 +186,7 @@ fn parse_structured(body: &[u8]) -> Result<Event, ApiError> {
                 | "subject" | "time",
                 _,
             ) => {
-                return Err(ApiError::BadRequest(format!(
+                return Err(EventError::Malformed(format!(
                     "attribute {name:?} must be a JSON string"
                 )));
             }
@@ -176,7 +194,7 @@ fn parse_structured(body: &[u8]) -> Result<Event, ApiError> {
                 attributes.insert(name, v.to_string());
             }
             (_, _) => {
-                return Err(ApiError::BadRequest(format!(
+                return Err(EventError::Malformed(format!(
                     "attribute {name:?} must be a string, number or boolean"
                 )));
             }
@@ -185,7 +203,7 @@ fn parse_structured(body: &[u8]) -> Result<Event, ApiError> {
     let datacontenttype = attributes.remove("datacontenttype");
     let payload = match (data, data_base64) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
+            return Err(EventError::Malformed(
                 "data and data_base64 must not both be present".to_owned(),
             ));
         }
@@ -193,7 +211,7 @@ fn parse_structured(body: &[u8]) -> Result<Event, ApiError> {
             base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
                 .map_err(|e| {
-                    ApiError::BadRequest(format!("data_base64 is not valid base64: {e}"))
+                    EventError::Malformed(format!("data_base64 is not valid base64: {e}"))
                 })?,
         ),
         (Some(serde_json::Value::String(s)), None)
@@ -213,14 +231,14 @@ fn finish(
     datacontenttype: Option<String>,
     data: Bytes,
     prefix: &str,
-) -> Result<Event, ApiError> {
+) -> Result<Event, EventError> {
     let missing: Vec<String> = ["id", "source", "specversion", "type"]
         .iter()
         .filter(|a| attributes.get(**a).is_none_or(String::is_empty))
         .map(|a| format!("{prefix}{a}"))
         .collect();
     if !missing.is_empty() {
-        return Err(ApiError::BadRequest(format!(
+        return Err(EventError::Malformed(format!(
             "CloudEvent lacks required attribute(s): {}",
             missing.join(", ")
         )));
@@ -228,12 +246,12 @@ fn finish(
     let take = |m: &mut BTreeMap<String, String>, k: &str| m.remove(k).unwrap_or_default();
     let specversion = take(&mut attributes, "specversion");
     if specversion != SPEC_VERSION {
-        return Err(ApiError::BadRequest(format!(
+        return Err(EventError::Malformed(format!(
             "CloudEvent specversion {specversion:?} is not supported; only \"1.0\""
         )));
     }
     if let Some(bad) = attributes.keys().find(|k| !is_attribute_name(k)) {
-        return Err(ApiError::BadRequest(format!(
+        return Err(EventError::Malformed(format!(
             "CloudEvent attribute name {bad:?} is not lower-case letters and digits"
         )));
     }
@@ -440,33 +458,6 @@ impl Reply {
     }
 }
 
-/// A fresh event id: 128 random-looking bits as a UUID-shaped string (version 4 layout),
-/// from the clock, the process id and a counter mixed by the engine's seeded generator.
-pub fn fresh_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut rng = engine::Rng::derive(
-        nanos ^ (u64::from(std::process::id()) << 32),
-        engine::Purpose::Ids,
-        count,
-    );
-    let (a, b) = (rng.next_u64(), rng.next_u64());
-    let a = (a & 0xffff_ffff_ffff_0fff) | 0x4000; // version 4
-    let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000; // RFC 4122 variant
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xffff,
-        b >> 48,
-        b & 0xffff_ffff_ffff
-    )
-}
-
 /// Now as RFC 3339 UTC with millisecond precision, e.g. `2026-08-22T10:16:41.123Z`.
 pub fn now_rfc3339() -> String {
     let d = SystemTime::now()
@@ -598,7 +589,7 @@ mod tests {
         );
         assert!(matches!(
             parse(&h, Bytes::from_static(b"[]")),
-            Err(ApiError::UnsupportedMediaType(_))
+            Err(EventError::Unsupported(_))
         ));
     }
 
@@ -623,7 +614,7 @@ mod tests {
     #[test]
     fn reply_in_both_modes_carries_the_required_attributes() {
         let reply = Reply {
-            id: fresh_id(),
+            id: service::random::uuid_v4().unwrap(),
             source: "/fedge/fn-train/node-1".into(),
             ty: TRAIN_COMPLETED.into(),
             time: now_rfc3339(),
@@ -652,8 +643,9 @@ mod tests {
 
     #[test]
     fn ids_are_fresh_and_time_is_rfc3339() {
-        assert_ne!(fresh_id(), fresh_id());
-        assert_eq!(fresh_id().len(), 36);
+        let id = || service::random::uuid_v4().unwrap();
+        assert_ne!(id(), id());
+        assert_eq!(id().len(), 36);
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(rfc3339(1_787_393_801, 123), "2026-08-22T10:16:41.123Z");

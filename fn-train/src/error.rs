@@ -4,7 +4,6 @@
 //! node (not from the caller's input) answer with a short message; the full error goes to the
 //! log at the point where it is turned into a response.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -89,6 +88,16 @@ impl ApiError {
     }
 }
 
+/// The CloudEvents decoder's errors at the HTTP edge.
+impl From<crate::cloudevents::EventError> for ApiError {
+    fn from(e: crate::cloudevents::EventError) -> Self {
+        match e {
+            crate::cloudevents::EventError::Malformed(m) => ApiError::BadRequest(m),
+            crate::cloudevents::EventError::Unsupported(m) => ApiError::UnsupportedMediaType(m),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -106,7 +115,7 @@ impl IntoResponse for ApiError {
                 other.to_string()
             }
         };
-        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        let mut response = service::error::json_error(status, &message);
         let retry_after = match &self {
             ApiError::Busy { retry_after, .. }
             | ApiError::Unavailable { retry_after, .. }

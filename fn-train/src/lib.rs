@@ -8,7 +8,8 @@
 //!
 //! Principal pieces: [`Config`] (flags + env), [`AppState`] (shard, job slot, metrics),
 //! [`app`] (the router, testable without a socket), [`run`] (serve until shutdown, with the
-//! SIGTERM grace period for a running job), [`init_tracing`].
+//! SIGTERM grace period for a running job), [`init_tracing`]; the shutdown signal is
+//! `service::shutdown`.
 //!
 //! Routes: `POST /train`, `POST /` (CloudEvents), `GET /healthz`, `GET /readyz`,
 //! `GET /status`, `GET /metrics`. One job at a time: a second request gets 429.
@@ -33,7 +34,6 @@ pub mod state;
 pub mod trainer;
 
 use std::future::Future;
-use std::io::IsTerminal as _;
 use std::sync::Arc;
 
 use axum::Router;
@@ -46,6 +46,11 @@ use tower_http::trace::TraceLayer;
 pub use config::Config;
 pub use error::ApiError;
 pub use state::AppState;
+
+/// Connection limits of the listener ([`service::serve`]; `FEDGE_MAX_CONNECTIONS` etc.
+/// override them). One job runs at a time; the rest is probes, metrics and refusals, so
+/// 32 connections are plenty and pin at most 2 MiB of read buffers.
+pub const CONN_LIMITS: service::serve::ConnLimits = service::serve::ConnLimits::new(32);
 
 /// The router: training routes behind auth and the body limit, health and metrics open.
 pub fn app(state: AppState) -> Router {
@@ -143,9 +148,11 @@ pub async fn run(
             }
         })
     };
-    let served = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(async move { stop.notified().await })
-        .await;
+    let limits = CONN_LIMITS.from_env().map_err(anyhow::Error::msg)?;
+    let served = service::serve::serve(listener, app(state.clone()), limits, async move {
+        stop.notified().await;
+    })
+    .await;
     supervisor.abort();
     served?;
     // Not draining means the loader stopped the server: it failed and is about to return
@@ -157,53 +164,12 @@ pub async fn run(
     Ok(())
 }
 
-/// Installs the global subscriber: JSON lines on stdout when stdout is not a terminal
-/// (Knative), human-readable otherwise; `RUST_LOG` overrides the default filter
-/// `fn_train=info,tower_http=info`. Idempotent.
+/// Installs the global log subscriber ([`service::logging`]): JSON lines on stdout when
+/// stdout is not a terminal (Knative), human-readable otherwise; `RUST_LOG` overrides the
+/// default filter `fn_train=info,tower_http=info`. Idempotent.
 pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("fn_train=info,tower_http=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    let _ = if std::io::stdout().is_terminal() {
-        builder.try_init()
-    } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init()
-    };
-}
-
-/// Resolves on SIGTERM (Knative) or Ctrl-C (local runs). A handler that cannot be
-/// installed is not awaited (rather than resolving at once and stopping the server).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot install the Ctrl-C handler");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot install the SIGTERM handler");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-    }
+    service::logging::init(
+        "fn_train=info,tower_http=info",
+        service::logging::Sink::Stdout,
+    );
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use fn_train::{Config, init_tracing, run, shutdown_signal};
+use fn_train::{Config, init_tracing, run};
 
 /// The static musl images' allocator: musl's own malloc unmaps large blocks on free, which
 /// made every batch fault its buffers in again (deploy/README.md, "Allocator").
@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match run(config, listener, shutdown_signal()).await {
+    match run(config, listener, service::shutdown::sigterm_or_ctrl_c()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "fn-train failed");

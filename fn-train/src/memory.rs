@@ -6,14 +6,15 @@
 //! an estimate of a training step's buffers, and a job whose estimate does not fit is
 //! refused before it allocates.
 //!
-//! The estimate per example: every layer's activation and its gradient (f32), plus the
-//! im2col matrix of each convolution (`kh*kw*c_in` by `h_out*w_out`) and its gradient; per
-//! model: weights, gradients, two Adam moments and the starting copy (5 x parameters).
-//! Calibrated on the Table 1 CNN under `run-limited --memory 200M`: see
-//! [`TRAINING_OVERHEAD`].
+//! The estimate per example: every layer's activation and its gradient (f32; the
+//! convolutions' im2col buffers are tiled, not per batch); per model: weights, gradients,
+//! two Adam moments and the starting copy (5 x parameters). For the Table 1 CNN that is
+//! 278 KB per example; measured under `run-limited --cpus 1 --memory 200M` (a 4,096-image
+//! shard), peaks were 33 MiB at batch 64, 83 MiB at 256 and 150 MiB at 512: 272 KB per
+//! example over a 16 MiB base, which [`TRAINING_OVERHEAD`] covers three times over. In a
+//! 200 MiB pod with a third of MNIST (15.7 MB) the derived default is 256.
 
 use engine::ModelSpec;
-use engine::spec::{LayerShape, LayerSpec};
 
 /// Bytes the process needs besides the training buffers: runtime, HTTP, the model bytes
 /// as received, allocator slack.
@@ -24,46 +25,14 @@ const MIN_DEFAULT_BATCH: usize = 32;
 /// The largest batch the derived default goes up to.
 const MAX_DEFAULT_BATCH: usize = 1024;
 
-/// The memory this process may use, bytes: the cgroup limit (v2 `memory.max`, v1
-/// `memory.limit_in_bytes`), else `MemAvailable`; `None` when none can be read.
-pub fn available() -> Option<u64> {
-    let cgroup = [
-        "/sys/fs/cgroup/memory.max",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-    ]
-    .iter()
-    .filter_map(|p| std::fs::read_to_string(p).ok())
-    .filter_map(|s| s.trim().parse::<u64>().ok())
-    // v1 reports "no limit" as a huge number.
-    .find(|&v| v < 1 << 50);
-    cgroup.or_else(mem_available)
-}
-
-fn mem_available() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
+pub use service::memory::available;
 
 /// Estimated bytes of training `spec` with batches of `batch` (see the module docs);
 /// `None` for a spec that does not validate.
 pub fn training_bytes(spec: &ModelSpec, batch: usize) -> Option<u64> {
     let shapes = spec.layer_shapes().ok()?;
-    let mut per_example = spec.input_len() as u64;
-    let mut input = LayerShape::Chw(spec.input_shape);
-    for (layer, out) in spec.layers.iter().zip(&shapes) {
-        per_example += 2 * out.len() as u64;
-        if let (
-            LayerSpec::Conv2D { kernel_size, .. },
-            LayerShape::Chw([c_in, _, _]),
-            LayerShape::Chw([_, h, w]),
-        ) = (layer, input, *out)
-        {
-            per_example += 2 * (kernel_size[0] * kernel_size[1] * c_in * h * w) as u64;
-        }
-        input = *out;
-    }
+    let per_example =
+        spec.input_len() as u64 + shapes.iter().map(|s| 2 * s.len() as u64).sum::<u64>();
     let params = 5 * spec.num_params() as u64;
     Some(4 * (per_example * batch as u64 + params))
 }
@@ -92,8 +61,8 @@ mod tests {
         let spec = engine::presets::table1_cnn();
         // A 1/3 MNIST shard as f32 pixels: 20,000 x 784 x 4 bytes.
         let shard = 20_000 * 784 * 4;
-        let batch = default_max_batch(&spec, Some(200 << 20), shard);
-        assert!((64..=256).contains(&batch), "{batch}");
+        // 256 peaked at 83 MiB in the pod; 1024 was OOM-killed there.
+        assert_eq!(default_max_batch(&spec, Some(200 << 20), shard), 256);
         assert!(training_bytes(&spec, 1024).unwrap() > 150 << 20);
         assert_eq!(default_max_batch(&spec, None, 0), 1024);
         // The reported attack: 0.9 MB of weights, 63 MB of activations per example.

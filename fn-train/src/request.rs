@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use serde::Deserialize;
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -17,44 +16,9 @@ pub const MAX_NONCE_LEN: usize = 256;
 /// Longest accepted deadline: one day.
 pub const MAX_DEADLINE_MS: u64 = 24 * 3600 * 1000;
 
-/// The request as it arrives (see the wire contract).
-#[derive(Debug, Deserialize)]
-pub struct TrainRequest {
-    /// Federated round number.
-    pub round: u64,
-    /// Opaque string the aggregator chose for this invocation, echoed in the reply.
-    #[serde(default)]
-    pub nonce: String,
-    /// Where the global model is.
-    pub model: ModelRefWire,
-    /// Local epochs.
-    pub epochs: usize,
-    /// Batch size.
-    pub batch_size: usize,
-    /// `engine::optim::OptimizerConfig` in its serde form, e.g. `{"type":"adam","lr":0.001}`.
-    pub optimizer: serde_json::Value,
-    /// Seed of shuffling and dropout.
-    #[serde(default)]
-    pub seed: u64,
-    /// FedProx proximal term.
-    #[serde(default)]
-    pub proximal_mu: Option<f32>,
-    /// Time budget in milliseconds from receipt.
-    #[serde(default)]
-    pub deadline_ms: Option<u64>,
-}
-
-/// `model`: exactly one of `url` and `inline_base64`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelRefWire {
-    /// http URL of the safetensors bytes.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// The safetensors bytes, base64 (standard alphabet, padded).
-    #[serde(default)]
-    pub inline_base64: Option<String>,
-}
+/// The request as it arrives: the contract's type, with the optimizer still JSON so that
+/// [`validate`] can name a bad optimizer field before the engine sees it.
+pub use protocol::{ModelRef, TrainRequest};
 
 /// Where the model comes from, checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,61 +78,59 @@ pub fn parse(body: &[u8]) -> Result<TrainRequest, ApiError> {
     Ok(request)
 }
 
-impl TrainRequest {
-    /// Checks every field against the node's limits.
-    ///
-    /// # Errors
-    /// [`ApiError::Unprocessable`] (or [`ApiError::BadRequest`] for undecodable base64)
-    /// naming the field and the accepted range.
-    pub fn validate(self, config: &Config) -> Result<TrainJob, ApiError> {
-        let bad = |m: String| Err(ApiError::Unprocessable(m));
-        if self.epochs == 0 || self.epochs > config.max_epochs {
-            return bad(format!(
-                "epochs must be in 1..={}, got {}",
-                config.max_epochs, self.epochs
-            ));
-        }
-        let max_batch = config.effective_max_batch_size();
-        if self.batch_size == 0 || self.batch_size > max_batch {
-            return bad(format!(
-                "batch_size must be in 1..={max_batch}, got {}",
-                self.batch_size
-            ));
-        }
-        if self.nonce.len() > MAX_NONCE_LEN || self.nonce.chars().any(char::is_control) {
-            return bad(format!(
-                "nonce must be at most {MAX_NONCE_LEN} bytes without control characters"
-            ));
-        }
-        if let Some(mu) = self.proximal_mu
-            && !(mu.is_finite() && mu >= 0.0)
-        {
-            return bad(format!("proximal_mu must be finite and >= 0, got {mu}"));
-        }
-        let deadline = match self.deadline_ms {
-            Some(0) => return bad("deadline_ms must be at least 1".to_owned()),
-            Some(ms) if ms > MAX_DEADLINE_MS => {
-                return bad(format!(
-                    "deadline_ms must be at most {MAX_DEADLINE_MS}, got {ms}"
-                ));
-            }
-            Some(ms) => Some(Duration::from_millis(ms)),
-            None => None,
-        };
-        check_optimizer(&self.optimizer)?;
-        let model = model_source(self.model, config.max_model_bytes)?;
-        Ok(TrainJob {
-            round: self.round,
-            nonce: self.nonce,
-            model,
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            optimizer: self.optimizer,
-            seed: self.seed,
-            proximal_mu: self.proximal_mu,
-            deadline,
-        })
+/// Checks every field of `request` against the node's limits.
+///
+/// # Errors
+/// [`ApiError::Unprocessable`] (or [`ApiError::BadRequest`] for undecodable base64)
+/// naming the field and the accepted range.
+pub fn validate(request: TrainRequest, config: &Config) -> Result<TrainJob, ApiError> {
+    let bad = |m: String| Err(ApiError::Unprocessable(m));
+    if request.epochs == 0 || request.epochs > config.max_epochs {
+        return bad(format!(
+            "epochs must be in 1..={}, got {}",
+            config.max_epochs, request.epochs
+        ));
     }
+    let max_batch = config.effective_max_batch_size();
+    if request.batch_size == 0 || request.batch_size > max_batch {
+        return bad(format!(
+            "batch_size must be in 1..={max_batch}, got {}",
+            request.batch_size
+        ));
+    }
+    if request.nonce.len() > MAX_NONCE_LEN || request.nonce.chars().any(char::is_control) {
+        return bad(format!(
+            "nonce must be at most {MAX_NONCE_LEN} bytes without control characters"
+        ));
+    }
+    if let Some(mu) = request.proximal_mu
+        && !(mu.is_finite() && mu >= 0.0)
+    {
+        return bad(format!("proximal_mu must be finite and >= 0, got {mu}"));
+    }
+    let deadline = match request.deadline_ms {
+        Some(0) => return bad("deadline_ms must be at least 1".to_owned()),
+        Some(ms) if ms > MAX_DEADLINE_MS => {
+            return bad(format!(
+                "deadline_ms must be at most {MAX_DEADLINE_MS}, got {ms}"
+            ));
+        }
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => None,
+    };
+    check_optimizer(&request.optimizer)?;
+    let model = model_source(request.model, config.max_model_bytes)?;
+    Ok(TrainJob {
+        round: request.round,
+        nonce: request.nonce,
+        model,
+        epochs: request.epochs,
+        batch_size: request.batch_size,
+        optimizer: request.optimizer,
+        seed: request.seed,
+        proximal_mu: request.proximal_mu,
+        deadline,
+    })
 }
 
 /// The optimizer must name a known type, and every rate-like number must be a finite f32.
@@ -206,7 +168,7 @@ fn check_optimizer(opt: &serde_json::Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn model_source(wire: ModelRefWire, max_bytes: usize) -> Result<ModelSource, ApiError> {
+fn model_source(wire: ModelRef, max_bytes: usize) -> Result<ModelSource, ApiError> {
     match (wire.url, wire.inline_base64) {
         (Some(url), None) => {
             let url = reqwest::Url::parse(&url).map_err(|e| {
@@ -256,7 +218,7 @@ mod tests {
     }
 
     fn check(v: &serde_json::Value) -> Result<TrainJob, ApiError> {
-        parse(v.to_string().as_bytes())?.validate(&Config::default())
+        validate(parse(v.to_string().as_bytes())?, &Config::default())
     }
 
     fn refused_with(mut edit: impl FnMut(&mut serde_json::Value), needle: &str) {

@@ -32,7 +32,7 @@ struct Inner {
     http: reqwest::Client,
     draining: AtomicBool,
     events: Mutex<EventMemo>,
-    token_guard: Option<crate::auth::TokenGuard>,
+    token_guard: Option<service::token::TokenGuard>,
     memory: Option<u64>,
 }
 
@@ -99,7 +99,7 @@ impl AppState {
             .map_err(|e| ConfigError(format!("http client: {e}")))?;
         let metrics = Arc::new(Metrics::default());
         let jobs = Arc::new(JobSlot::new(Arc::clone(&metrics), config.retry_after_secs));
-        let token_guard = config.token.as_deref().map(crate::auth::TokenGuard::new);
+        let token_guard = config.token.as_deref().map(service::token::TokenGuard::new);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -155,7 +155,7 @@ impl AppState {
     }
 
     /// The check of the bearer token, when one is configured.
-    pub fn token_guard(&self) -> Option<&crate::auth::TokenGuard> {
+    pub fn token_guard(&self) -> Option<&service::token::TokenGuard> {
         self.inner.token_guard.as_ref()
     }
 

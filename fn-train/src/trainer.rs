@@ -20,24 +20,6 @@ use crate::memory;
 use crate::metrics::Metrics;
 use crate::request::TrainJob;
 
-/// Metadata keys added to the reply's safetensors header.
-pub mod keys {
-    /// This node's id.
-    pub const CLIENT_ID: &str = "fedge.client_id";
-    /// The round trained.
-    pub const ROUND: &str = "fedge.round";
-    /// The request's nonce.
-    pub const NONCE: &str = "fedge.nonce";
-    /// Examples in the shard (the FedAvg weight).
-    pub const NUM_EXAMPLES: &str = "fedge.num_examples";
-    /// JSON array of per-epoch mean losses.
-    pub const EPOCH_LOSS: &str = "fedge.epoch_loss";
-    /// JSON array of per-epoch accuracies.
-    pub const EPOCH_ACCURACY: &str = "fedge.epoch_accuracy";
-    /// Seconds spent in `fit`.
-    pub const TRAIN_SECONDS: &str = "fedge.train_seconds";
-}
-
 /// Per-epoch aggregate metrics.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct EpochSummary {
@@ -226,23 +208,19 @@ fn thread_cpu_seconds() -> Option<f64> {
     Some(nanos as f64 / 1e9)
 }
 
-/// The `fedge.*` metadata of a reply: aggregate numbers only.
+/// The `fedge.*` metadata of a reply (the contract is `protocol::ReplyMeta`): aggregate
+/// numbers only.
 fn metadata(s: &Summary) -> BTreeMap<String, String> {
-    let losses: Vec<f32> = s.epochs.iter().map(|e| e.loss).collect();
-    let accuracies: Vec<f32> = s.epochs.iter().map(|e| e.accuracy).collect();
-    let json = |v: &[f32]| serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned());
-    BTreeMap::from([
-        (keys::CLIENT_ID.to_owned(), s.client_id.clone()),
-        (keys::ROUND.to_owned(), s.round.to_string()),
-        (keys::NONCE.to_owned(), s.nonce.clone()),
-        (keys::NUM_EXAMPLES.to_owned(), s.num_examples.to_string()),
-        (keys::EPOCH_LOSS.to_owned(), json(&losses)),
-        (keys::EPOCH_ACCURACY.to_owned(), json(&accuracies)),
-        (
-            keys::TRAIN_SECONDS.to_owned(),
-            format!("{:.6}", s.train_seconds),
-        ),
-    ])
+    protocol::ReplyMeta {
+        client_id: s.client_id.clone(),
+        round: s.round,
+        nonce: s.nonce.clone(),
+        num_examples: s.num_examples as u64,
+        epoch_loss: s.epochs.iter().map(|e| e.loss).collect(),
+        epoch_accuracy: s.epochs.iter().map(|e| e.accuracy).collect(),
+        train_seconds: s.train_seconds,
+    }
+    .to_metadata()
 }
 
 /// The model must take this shard's images and have a class for every label.

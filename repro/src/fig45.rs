@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use aggregator::history::RoundRecord;
-use aggregator::local::{self, LocalArgs};
 use aggregator::store::ModelStore;
 use anyhow::Context as _;
 use clap::Parser as _;
+use edge_cluster::local::{self, LocalArgs};
 use engine::data::PartitionSource;
 use engine::data::mnist;
 

@@ -3,7 +3,7 @@
 //! `repro` reruns the evaluation of "Serverless Computing Approach for Deploying Machine
 //! Learning Applications in Edge Layer" on fedge and writes `REPORT.md` with SVG charts:
 //! - [`fig45`]: accuracy and loss per round (Figures 4 and 5), by running the local edge
-//!   cluster of `aggregator local`;
+//!   cluster of `edge-cluster local`;
 //! - [`fig6`]: the training function's cold and warm response against local epochs;
 //! - [`fig7`]: the serving function's cold and warm response against images per request;
 //! - [`load`]: fn-serve under `wrk` at 1-128 connections;

@@ -3,13 +3,13 @@
 //! `cargo run --release -p repro -- [--paper] [--out DIR] [--only rounds,train,serve,load]`
 //! writes `DIR/REPORT.md`, `results.json` and SVG charts. The hidden `fn-train` and
 //! `fn-serve` subcommands are the local cluster's nodes: the rounds start them as child
-//! processes of this binary, as `aggregator local` does.
+//! processes of this binary, as `edge-cluster local` does.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
-use aggregator::nodes;
 use clap::{Parser, Subcommand};
+use edge_cluster::nodes;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
 }
 
 /// Runs `fut` on a multi-threaded runtime, then shuts it down without waiting on a node's
-/// blocked stdin reader (as `aggregator`'s main does).
+/// blocked stdin reader (as `edge-cluster`'s main does).
 fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use aggregator::charts::{self, Chart, Marker, Scale, Series};
+use edge_cluster::charts::{self, Chart, Marker, Scale, Series};
 
 use crate::results::{Codec, LoadResult, Results, RoundsResult, ServeResult, TrainResult};
 
@@ -260,7 +260,7 @@ fn rounds(md: &mut String, r: &Results, out: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     md.push_str(
-        "Each run is `aggregator local`'s cluster: the aggregator's store and coordinator, three \
+        "Each run is `edge-cluster local`'s cluster: the aggregator's store and coordinator, three \
          fn-train child processes with their own partition, real HTTP, FedAvg; Table 1 CNN, \
          batch 64, Adam 1e-3, seed 0. Global = the new global model on the 10,000 MNIST test \
          images; per client = the client's last local epoch on its own training data (dropout \

@@ -6,6 +6,16 @@
 
 pub mod reference;
 
+/// Epilogue fused into a forward kernel (conv2d, dense).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Activation {
+    /// Identity.
+    #[default]
+    None,
+    /// `max(x, 0)`.
+    Relu,
+}
+
 use crate::dispatch::{Kernels, kernels};
 use crate::error::{Result, check_len};
 use crate::simd::F32Vec;

@@ -28,19 +28,10 @@ pub(crate) mod im2col;
 pub mod reference;
 pub(crate) mod winograd;
 
+use crate::activation::Activation;
 use crate::dispatch::{Kernels, kernels};
 use crate::error::{KernelError, Result, check_len};
 use crate::geometry::Conv2dGeometry;
-
-/// Epilogue fused into a forward kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Activation {
-    /// Identity.
-    #[default]
-    None,
-    /// `max(x, 0)`.
-    Relu,
-}
 
 /// Forward convolution algorithm; every variant works for every geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -149,6 +140,36 @@ pub fn conv2d_forward(
     )
 }
 
+/// Whether [`conv2d_forward_maxpool2x2`] computes `g`: a 5x5 kernel (the Winograd path,
+/// whose 2x2 output tiles are the pool's windows) with an even output height and width.
+pub fn conv2d_pool_fusable(g: &Conv2dGeometry) -> bool {
+    winograd::pool_fusable(g)
+}
+
+/// Forward convolution fused with the following 2x2 stride-2 max-pool, for inference:
+/// `out = maxpool2x2(act(conv(input, weight) + bias))`, computed on the Winograd path
+/// without writing the full-size activation or an argmax. Values are bit-identical to
+/// [`Kernels::conv2d_forward`] with [`ConvAlgo::Winograd`] followed by
+/// [`crate::maxpool2d_forward`].
+///
+/// # Shapes
+/// input `[N, C, H, W]`, weight `[O, C, 5, 5]`, bias `[O]`, out `[N, O, OH/2, OW/2]`,
+/// scratch as for [`conv2d_forward`].
+///
+/// # Errors
+/// [`KernelError::Geometry`] unless [`conv2d_pool_fusable`]; buffer lengths as usual.
+pub fn conv2d_forward_maxpool2x2(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    kernels().conv2d_forward_maxpool2x2(g, input, weight, bias, activation, out, scratch)
+}
+
 /// Gradient w.r.t. the input (overwrites `grad_input`).
 ///
 /// # Shapes
@@ -215,10 +236,41 @@ impl Kernels {
         match algo.resolve(g) {
             ConvAlgo::Direct => direct::forward(self, g, input, weight, bias, relu, out, scratch),
             ConvAlgo::Winograd => {
-                winograd::forward(self, g, input, weight, bias, relu, out, scratch)
+                winograd::forward(self, g, input, weight, bias, relu, false, out, scratch)
             }
             _ => im2col::forward(self, g, input, weight, bias, relu, out, scratch),
         }
+    }
+
+    /// [`conv2d_forward_maxpool2x2`] on this tier.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_forward_maxpool2x2(
+        &self,
+        g: &Conv2dGeometry,
+        input: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        activation: Activation,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "conv2d_forward_maxpool2x2";
+        if !conv2d_pool_fusable(g) {
+            return Err(KernelError::Geometry {
+                op: OP,
+                reason: "the fused pool needs a 5x5 kernel and an even output height and width"
+                    .into(),
+            });
+        }
+        check_len(OP, "input", input.len(), g.input_len())?;
+        check_len(OP, "weight", weight.len(), g.weight_len())?;
+        if let Some(b) = bias {
+            check_len(OP, "bias", b.len(), g.out_channels)?;
+        }
+        check_len(OP, "out", out.len(), g.output_len() / 4)?;
+        check_scratch(OP, g, scratch)?;
+        let relu = activation == Activation::Relu;
+        winograd::forward(self, g, input, weight, bias, relu, true, out, scratch)
     }
 
     /// [`conv2d_backward_input`] on this tier.

@@ -72,7 +72,7 @@ impl WinogradPlan {
 /// `Bᵀ d` for one column of six values (also used on rows).
 #[inline(always)]
 unsafe fn bt<V: F32Vec>(d: [V; 6]) -> [V; 6] {
-    // SAFETY (whole body): the caller guarantees `V`'s ISA; no memory is accessed.
+    // SAFETY: the caller guarantees `V`'s ISA; no memory is accessed.
     unsafe {
         let (four, five, two) = (V::splat(4.0), V::splat(5.0), V::splat(2.0));
         let a = d[4].sub(four.mul(d[2])); // d4 - 4 d2
@@ -93,7 +93,7 @@ unsafe fn bt<V: F32Vec>(d: [V; 6]) -> [V; 6] {
 /// `Aᵀ m` for six values: two outputs.
 #[inline(always)]
 unsafe fn at<V: F32Vec>(m: [V; 6]) -> [V; 2] {
-    // SAFETY (whole body): the caller guarantees `V`'s ISA; no memory is accessed.
+    // SAFETY: the caller guarantees `V`'s ISA; no memory is accessed.
     unsafe {
         let two = V::splat(2.0);
         [
@@ -107,7 +107,7 @@ unsafe fn at<V: F32Vec>(m: [V; 6]) -> [V; 2] {
 /// + g4); 1/24 g0 + 1/12 g1 + 1/6 g2 + 1/3 g3 + 2/3 g4; the same with odd signs flipped; g4).
 #[inline(always)]
 unsafe fn gk<V: F32Vec>(g: [V; 5]) -> [V; 6] {
-    // SAFETY (whole body): the caller guarantees `V`'s ISA; no memory is accessed.
+    // SAFETY: the caller guarantees `V`'s ISA; no memory is accessed.
     unsafe {
         let even = g[0].add(g[2]).add(g[4]);
         let odd = g[1].add(g[3]);
@@ -177,6 +177,7 @@ pub(crate) unsafe fn weights_simd<V: F32Vec>(w: &[f32], u: &mut [f32]) {
 /// # Safety
 /// The CPU supports `V`'s ISA.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // i, j index the 6x6 tile on both sides
 pub(crate) unsafe fn input_simd<V: F32Vec>(
     g: &Conv2dGeometry,
     x: &[f32],
@@ -277,6 +278,9 @@ pub(crate) struct OutputArgs<'a> {
     pub bias: Option<&'a [f32]>,
     /// Apply ReLU after the bias.
     pub relu: bool,
+    /// Write the maximum of each 2x2 output tile (a fused 2x2 stride-2 max-pool: `out` is
+    /// then `[nimg, O, OH/2, OW/2]`) instead of the tile.
+    pub pool: bool,
 }
 
 /// Transforms `m` back into 2x2 output tiles, adds the bias, applies ReLU and writes the
@@ -324,6 +328,7 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
                     *col = at(mj);
                 }
                 let (bv, zero) = (V::splat(bias), V::splat(0.0));
+                let mut tile = [zero; 4];
                 for r in 0..2 {
                     let row: [V; 6] = std::array::from_fn(|j| cols[j][r]);
                     for (s, val) in at(row).iter().enumerate() {
@@ -331,8 +336,31 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
                         if a.relu {
                             val = val.max(zero);
                         }
-                        val.store(&mut y[(r * 2 + s) * MAX_LANES..]);
+                        tile[r * 2 + s] = val;
                     }
+                }
+                if a.pool {
+                    // Same order as the 2x2 pool kernel's window: (0,0), (0,1), (1,0), (1,1).
+                    let m = tile[1].max(tile[0]).max(tile[2]).max(tile[3]);
+                    if full {
+                        let at = (t0 / per_img * o_all + o) * per_img + t0 % per_img;
+                        if t0 % per_img + n <= per_img {
+                            // The lanes are consecutive tiles of one image: one store.
+                            m.store(&mut out[at..]);
+                            t0 += n;
+                            continue;
+                        }
+                    }
+                    m.store(&mut y);
+                    for (q, &val) in y[..n].iter().enumerate() {
+                        let t = t0 + q;
+                        out[(t / per_img * o_all + o) * per_img + t % per_img] = val;
+                    }
+                    t0 += n;
+                    continue;
+                }
+                for (i, v) in tile.iter().enumerate() {
+                    v.store(&mut y[i * MAX_LANES..]);
                 }
             }
             for q in 0..n {
@@ -358,7 +386,13 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
     }
 }
 
-/// Forward convolution by Winograd F(2x2, 5x5), with the bias + ReLU epilogue.
+/// Whether [`forward`] can fuse a 2x2 stride-2 max-pool: the output tiles are the windows.
+pub(crate) fn pool_fusable(g: &Conv2dGeometry) -> bool {
+    applies(g) && g.out_h.is_multiple_of(2) && g.out_w.is_multiple_of(2)
+}
+
+/// Forward convolution by Winograd F(2x2, 5x5), with the bias + ReLU epilogue and, when
+/// `pool`, the 2x2 max-pool (`out` then holds the pooled `[N, O, OH/2, OW/2]`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     k: &Kernels,
@@ -367,6 +401,7 @@ pub(crate) fn forward(
     w: &[f32],
     bias: Option<&[f32]>,
     relu: bool,
+    pool: bool,
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<()> {
@@ -377,7 +412,11 @@ pub(crate) fn forward(
     let (c_all, o_all) = (g.in_channels, g.out_channels);
     let per_img = plan.tiles_h * plan.tiles_w;
     let in_img = c_all * g.in_h * g.in_w;
-    let out_img = o_all * g.out_h * g.out_w;
+    let out_img = if pool {
+        o_all * per_img
+    } else {
+        o_all * g.out_h * g.out_w
+    };
     let chunk = |n0: usize, out: &mut [f32], slot: &mut [f32]| -> Result<()> {
         let nimg = out.len() / out_img;
         let t = nimg * per_img;
@@ -401,6 +440,7 @@ pub(crate) fn forward(
             nimg,
             bias,
             relu,
+            pool,
         };
         (k.winograd_output)(g, &args, out);
         Ok(())

@@ -14,7 +14,7 @@
 
 pub mod reference;
 
-use crate::conv2d::Activation;
+use crate::activation::Activation;
 use crate::dispatch::{Kernels, kernels};
 use crate::error::{Result, check_len};
 use crate::gemm::{MatRef, sgemm_rows_par};

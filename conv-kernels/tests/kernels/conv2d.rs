@@ -1,6 +1,6 @@
 //! conv2d: every algorithm and tier against `reference`, over random small geometries.
 
-use crate::common::{abs, assert_close, tiers, values};
+use crate::common::{abs, assert_close, bits, tiers, values};
 use conv_kernels::conv2d::reference;
 use conv_kernels::{Activation, Conv2dGeometry, ConvAlgo, Padding, conv2d_scratch_len};
 use proptest::prelude::*;
@@ -234,4 +234,78 @@ fn conv2d_matches_reference_kernel_wider_than_same_padded_input() {
     // inside a row, whose column range must then be empty, not out of bounds.
     case(1, 1, 3, 1, 2, 3, 5, Padding::Same);
     case(2, 2, 1, 2, 1, 4, 5, Padding::Same);
+}
+
+/// The fused conv + bias + ReLU + 2x2 max-pool gives exactly the values of the Winograd
+/// conv followed by the pool kernel, on every tier: conv2's shape (16 tiles per image, two
+/// whole vectors), 'same' 6x6 outputs (9 tiles, vectors straddling images) and a batch that
+/// leaves a partial last chunk.
+#[test]
+fn conv2d_forward_maxpool2x2_equals_winograd_conv_then_pool() {
+    for (n, c, h, w, o, padding) in [
+        (5, 32, 12, 12, 64, Padding::Valid),
+        (3, 3, 6, 6, 4, Padding::Same),
+        (9, 2, 10, 14, 3, Padding::Valid),
+    ] {
+        let g = Conv2dGeometry::new(n, c, h, w, o, 5, 5, padding).unwrap();
+        assert!(conv_kernels::conv2d_pool_fusable(&g), "{g:?}");
+        let x = values(1, g.input_len());
+        let wt = values(2, g.weight_len());
+        let b = values(3, o);
+        let p = conv_kernels::Pool2dGeometry::two_by_two(n, o, g.out_h, g.out_w).unwrap();
+        let mut scratch = vec![f32::NAN; conv2d_scratch_len(&g)];
+        for k in tiers() {
+            let mut full = vec![f32::NAN; g.output_len()];
+            k.conv2d_forward(
+                &g,
+                ConvAlgo::Winograd,
+                &x,
+                &wt,
+                Some(&b),
+                Activation::Relu,
+                &mut full,
+                &mut scratch,
+            )
+            .unwrap();
+            let mut want = vec![f32::NAN; p.output_len()];
+            let mut argmax = vec![0u32; p.output_len()];
+            k.maxpool2d_forward(&p, &full, &mut want, &mut argmax)
+                .unwrap();
+            let mut got = vec![f32::NAN; p.output_len()];
+            k.conv2d_forward_maxpool2x2(
+                &g,
+                &x,
+                &wt,
+                Some(&b),
+                Activation::Relu,
+                &mut got,
+                &mut scratch,
+            )
+            .unwrap();
+            assert_eq!(bits(&got), bits(&want), "{:?} {g:?}", k.isa());
+        }
+    }
+    // Odd output sizes and other kernels are refused, not computed wrongly.
+    for g in [
+        Conv2dGeometry::new(1, 1, 9, 9, 1, 5, 5, Padding::Valid).unwrap(),
+        Conv2dGeometry::new(1, 1, 8, 8, 1, 3, 3, Padding::Valid).unwrap(),
+    ] {
+        assert!(!conv_kernels::conv2d_pool_fusable(&g));
+        let mut scratch = vec![0.0; conv2d_scratch_len(&g)];
+        let mut out = vec![0.0; g.output_len() / 4];
+        let w = vec![0.0; g.weight_len()];
+        let x = vec![0.0; g.input_len()];
+        assert!(
+            conv_kernels::conv2d_forward_maxpool2x2(
+                &g,
+                &x,
+                &w,
+                None,
+                Activation::Relu,
+                &mut out,
+                &mut scratch
+            )
+            .is_err()
+        );
+    }
 }

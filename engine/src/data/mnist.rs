@@ -5,17 +5,23 @@
 //! folder from `MNIST_DIR`. [`download`] fetches the files from a mirror into a cache
 //! folder, verifying the SHA-256 of each *decompressed* file (mirrors recompress, so the
 //! hashes of the `.gz` files differ between mirrors while the IDX content does not).
+//! The downloader is behind the `download` feature: it brings an HTTP client with TLS,
+//! which the services (which never download MNIST) should not compile.
 
+#[cfg(feature = "download")]
 use std::fs::File;
+#[cfg(feature = "download")]
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+#[cfg(feature = "download")]
 use flate2::read::GzDecoder;
+#[cfg(any(test, feature = "download"))]
 use sha2::{Digest, Sha256};
 
 use super::{Dataset, idx};
 use crate::error::{Error, Result};
+#[cfg(feature = "download")]
 use crate::fsutil::write_atomic;
 
 /// Environment variable naming the folder that holds the MNIST files.
@@ -47,6 +53,7 @@ pub const FILES: [(&str, &str); 4] = [
 
 /// Largest compressed or decompressed file the downloader accepts (MNIST's largest
 /// decompressed file is 47,040,016 bytes).
+#[cfg(feature = "download")]
 const MAX_DOWNLOAD_BYTES: u64 = 64 << 20;
 
 /// One of MNIST's two splits.
@@ -117,6 +124,7 @@ pub fn dir_from_env() -> Result<PathBuf> {
     Ok(dir)
 }
 
+#[cfg(feature = "download")]
 /// Downloads the four MNIST files from `base_url` (e.g. [`DEFAULT_MIRROR`]) into
 /// `cache_dir`, decompressed and verified against [`FILES`]; returns `cache_dir`, ready for
 /// [`load`]. Files already in the cache with the right hash are not fetched again.
@@ -128,6 +136,7 @@ pub fn download(base_url: &str, cache_dir: &Path) -> Result<PathBuf> {
     download_files(base_url, cache_dir, &FILES)
 }
 
+#[cfg(feature = "download")]
 /// [`download`] with an explicit list of `(file name, hex SHA-256 of the decompressed
 /// content)`: each file is fetched as `<base_url>/<name>.gz` (a response that is not gzip is
 /// taken as the raw file), decompressed, hashed, and written atomically as
@@ -137,10 +146,11 @@ pub fn download(base_url: &str, cache_dir: &Path) -> Result<PathBuf> {
 /// As [`download`].
 pub fn download_files(base_url: &str, cache_dir: &Path, files: &[(&str, &str)]) -> Result<PathBuf> {
     std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(30))
-        .timeout_read(Duration::from_secs(60))
-        .build();
+    let agent = reqwest::blocking::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .timeout(std::time::Duration::from_secs(300))
+        .build()
+        .map_err(|e| Error::Download(format!("building the HTTP client: {e}")))?;
     for &(name, sha256) in files {
         let expected = parse_hex_sha256(sha256)?;
         let target = cache_dir.join(name);
@@ -155,17 +165,19 @@ pub fn download_files(base_url: &str, cache_dir: &Path, files: &[(&str, &str)]) 
     Ok(cache_dir.to_path_buf())
 }
 
+#[cfg(feature = "download")]
 fn fetch_verified(
-    agent: &ureq::Agent,
+    agent: &reqwest::blocking::Client,
     url: &str,
     target: &Path,
     expected: &[u8; 32],
 ) -> Result<()> {
     let response = agent
         .get(url)
-        .call()
+        .send()
+        .and_then(reqwest::blocking::Response::error_for_status)
         .map_err(|e| Error::Download(format!("GET {url}: {e}")))?;
-    let mut body = BufReader::new(response.into_reader().take(MAX_DOWNLOAD_BYTES));
+    let mut body = BufReader::new(response.take(MAX_DOWNLOAD_BYTES));
     let is_gzip = body
         .fill_buf()
         .map_err(|e| Error::Download(format!("GET {url}: reading the body: {e}")))?
@@ -188,6 +200,7 @@ fn fetch_verified(
     })
 }
 
+#[cfg(feature = "download")]
 /// Streams `from` into `to` (at most [`MAX_DOWNLOAD_BYTES`]) and returns the SHA-256.
 fn copy_hashing(from: &mut dyn Read, to: &mut File, url: &str) -> Result<[u8; 32]> {
     let mut hasher = Sha256::new();
@@ -213,6 +226,7 @@ fn copy_hashing(from: &mut dyn Read, to: &mut File, url: &str) -> Result<[u8; 32
     Ok(hasher.finalize().into())
 }
 
+#[cfg(feature = "download")]
 fn sha256_of_file(path: &Path) -> Result<[u8; 32]> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut hasher = Sha256::new();
@@ -220,6 +234,7 @@ fn sha256_of_file(path: &Path) -> Result<[u8; 32]> {
     Ok(hasher.finalize().into())
 }
 
+#[cfg(any(test, feature = "download"))]
 fn parse_hex_sha256(s: &str) -> Result<[u8; 32]> {
     let bad = || Error::InvalidArgument(format!("`{s}` is not a hex SHA-256"));
     if s.len() != 64 || !s.is_ascii() {
@@ -232,6 +247,7 @@ fn parse_hex_sha256(s: &str) -> Result<[u8; 32]> {
     Ok(out)
 }
 
+#[cfg(any(test, feature = "download"))]
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -239,8 +255,13 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flate2::read::GzDecoder;
+    #[cfg(feature = "download")]
     use std::collections::HashMap;
+    use std::fs::File;
+    #[cfg(feature = "download")]
     use std::net::TcpListener;
+    #[cfg(feature = "download")]
     use std::sync::Arc;
 
     /// MNIST for tests: `$MNIST_DIR`, else the shared copy beside the repository.
@@ -300,6 +321,7 @@ mod tests {
     }
 
     /// A one-thread HTTP/1.1 server on 127.0.0.1 serving `files` by path, 404 otherwise.
+    #[cfg(feature = "download")]
     fn serve(files: HashMap<String, Vec<u8>>) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -333,17 +355,20 @@ mod tests {
         format!("http://{addr}/mirror/")
     }
 
+    #[cfg(feature = "download")]
     fn gzip(raw: &[u8]) -> Vec<u8> {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(raw).unwrap();
         enc.finish().unwrap()
     }
 
+    #[cfg(feature = "download")]
     fn sha_hex(raw: &[u8]) -> String {
         hex(&Sha256::digest(raw))
     }
 
     /// Small generated stand-ins for the four MNIST files: 5 train and 3 test images of 4x4.
+    #[cfg(feature = "download")]
     fn fake_mnist() -> Vec<(&'static str, Vec<u8>)> {
         let img = |n: usize| idx::encode_images(&vec![7; n * 16], n, 4, 4).unwrap();
         vec![
@@ -355,6 +380,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "download")]
     fn download_fetches_verifies_and_caches_from_a_local_server() {
         let fake = fake_mnist();
         let served = fake
@@ -389,6 +415,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "download")]
     fn corrupt_download_is_refused_and_nothing_is_written() {
         let fake = fake_mnist();
         let (name, raw) = &fake[1];

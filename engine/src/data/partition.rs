@@ -147,7 +147,7 @@ fn even_cuts(n: usize, parts: usize) -> impl Iterator<Item = std::ops::Range<usi
 
 fn iid(n: usize, num_clients: usize, seed: u64) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..n).collect();
-    Rng::derive(seed, Purpose::Partition, 0).shuffle(&mut order);
+    Rng::derive(seed, Purpose::PARTITION, 0).shuffle(&mut order);
     even_cuts(n, num_clients)
         .map(|r| order[r].to_vec())
         .collect()
@@ -170,7 +170,7 @@ fn dirichlet(labels: &[u8], num_clients: usize, alpha: f64, seed: u64) -> Vec<Ve
     let classes = by_label(labels);
     let mut parts = Vec::new();
     for attempt in 0..DIRICHLET_ATTEMPTS {
-        let mut rng = Rng::derive(seed, Purpose::Partition, 1 + attempt);
+        let mut rng = Rng::derive(seed, Purpose::PARTITION, 1 + attempt);
         parts = dirichlet_draw(&classes, num_clients, alpha, &mut rng);
         if parts.iter().all(|p| p.len() >= min_size) {
             return parts;
@@ -179,7 +179,7 @@ fn dirichlet(labels: &[u8], num_clients: usize, alpha: f64, seed: u64) -> Vec<Ve
     repair(
         &mut parts,
         min_size,
-        &mut Rng::derive(seed, Purpose::Partition, 1 + DIRICHLET_ATTEMPTS),
+        &mut Rng::derive(seed, Purpose::PARTITION, 1 + DIRICHLET_ATTEMPTS),
     );
     parts
 }
@@ -248,7 +248,7 @@ fn shards(
             "{num_clients} clients x {per_client} shards need at least that many examples, have {n}"
         )));
     };
-    let mut rng = Rng::derive(seed, Purpose::Partition, 2);
+    let mut rng = Rng::derive(seed, Purpose::PARTITION, 2);
     // Random order within each label, then a stable sort by label.
     let mut order: Vec<usize> = (0..n).collect();
     rng.shuffle(&mut order);

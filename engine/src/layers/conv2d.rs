@@ -74,6 +74,32 @@ impl Conv2d {
         Ok(())
     }
 
+    /// `out = maxpool2x2(act(conv(input, weight) + bias))` in one kernel (inference; see
+    /// [`conv_kernels::conv2d_forward_maxpool2x2`]).
+    ///
+    /// # Shapes
+    /// As [`Conv2d::forward`], out `[n, O, OH/2, OW/2]`.
+    pub fn forward_pooled(
+        &self,
+        g: &Conv2dGeometry,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        conv_kernels::conv2d_forward_maxpool2x2(
+            g,
+            input,
+            weight,
+            Some(bias),
+            self.activation(),
+            out,
+            scratch,
+        )?;
+        Ok(())
+    }
+
     /// Gradients of weight and bias (overwritten) and, when asked, of the input.
     /// `grad_out` is first masked by the fused ReLU, in place (unless the following
     /// max-pool did it).

@@ -14,5 +14,5 @@ pub(crate) use conv2d::Conv2d;
 pub(crate) use dense::Dense;
 pub(crate) use dropout::Dropout;
 pub(crate) use flatten::Flatten;
-pub(crate) use layer::{Layer, Plan};
+pub(crate) use layer::{Layer, Plan, Step};
 pub(crate) use max_pool2d::MaxPool2d;

@@ -6,28 +6,45 @@
 //! Numbers reach the sink as their raw text (already checked against the JSON grammar);
 //! strings and keys unescaped. Limits: nesting depth and string length, both small.
 
-use crate::error::ApiError;
+/// Why a body is not JSON (the tokenizer's own error; the service decides the status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    /// Byte offset in the document.
+    pub at: u64,
+    /// What is wrong there.
+    pub what: String,
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed JSON at byte {}: {}", self.at, self.what)
+    }
+}
+
+impl std::error::Error for JsonError {}
 
 /// Receives the tokens of one JSON document, in order.
 pub trait Sink {
+    /// What the sink fails with; the tokenizer's own errors convert into it.
+    type Error: From<JsonError>;
     /// `{`
-    fn begin_object(&mut self) -> Result<(), ApiError>;
+    fn begin_object(&mut self) -> Result<(), Self::Error>;
     /// `}`
-    fn end_object(&mut self) -> Result<(), ApiError>;
+    fn end_object(&mut self) -> Result<(), Self::Error>;
     /// `[`
-    fn begin_array(&mut self) -> Result<(), ApiError>;
+    fn begin_array(&mut self) -> Result<(), Self::Error>;
     /// `]`
-    fn end_array(&mut self) -> Result<(), ApiError>;
+    fn end_array(&mut self) -> Result<(), Self::Error>;
     /// An object key (unescaped).
-    fn key(&mut self, key: &str) -> Result<(), ApiError>;
+    fn key(&mut self, key: &str) -> Result<(), Self::Error>;
     /// A string value (unescaped).
-    fn string(&mut self, value: &str) -> Result<(), ApiError>;
+    fn string(&mut self, value: &str) -> Result<(), Self::Error>;
     /// A number, as its JSON text.
-    fn number(&mut self, raw: &str) -> Result<(), ApiError>;
+    fn number(&mut self, raw: &str) -> Result<(), Self::Error>;
     /// `true` / `false`.
-    fn boolean(&mut self, value: bool) -> Result<(), ApiError>;
+    fn boolean(&mut self, value: bool) -> Result<(), Self::Error>;
     /// `null`.
-    fn null(&mut self) -> Result<(), ApiError>;
+    fn null(&mut self) -> Result<(), Self::Error>;
 }
 
 const MAX_DEPTH: usize = 64;
@@ -93,8 +110,11 @@ impl Default for Tokenizer {
     }
 }
 
-fn err_at(pos: u64, what: impl std::fmt::Display) -> ApiError {
-    ApiError::bad(format!("malformed JSON at byte {pos}: {what}"))
+fn err_at<E: From<JsonError>>(pos: u64, what: impl std::fmt::Display) -> E {
+    E::from(JsonError {
+        at: pos,
+        what: what.to_string(),
+    })
 }
 
 fn is_number_byte(b: u8) -> bool {
@@ -161,7 +181,7 @@ impl Tokenizer {
     }
 
     /// Feeds the next chunk of the document.
-    pub fn feed<S: Sink>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), ApiError> {
+    pub fn feed<S: Sink>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), S::Error> {
         let mut i = 0;
         let n = chunk.len();
         while i < n {
@@ -257,7 +277,7 @@ impl Tokenizer {
     }
 
     /// Ends the document: a number may still be pending, and the document must be complete.
-    pub fn finish<S: Sink>(&mut self, sink: &mut S) -> Result<(), ApiError> {
+    pub fn finish<S: Sink>(&mut self, sink: &mut S) -> Result<(), S::Error> {
         match self.token {
             Token::Number => {
                 let text = std::mem::take(&mut self.buf);
@@ -273,7 +293,7 @@ impl Tokenizer {
         Ok(())
     }
 
-    fn push_token_bytes(&mut self, bytes: &[u8], at: usize) -> Result<(), ApiError> {
+    fn push_token_bytes(&mut self, bytes: &[u8], at: usize) -> Result<(), JsonError> {
         if self.buf.len() + bytes.len() > MAX_TOKEN {
             return Err(err_at(self.offset + at as u64, "token too long"));
         }
@@ -282,7 +302,7 @@ impl Tokenizer {
     }
 
     /// Starts a value at byte `b`; returns whether `b` was consumed.
-    fn begin_value<S: Sink>(&mut self, b: u8, pos: u64, sink: &mut S) -> Result<bool, ApiError> {
+    fn begin_value<S: Sink>(&mut self, b: u8, pos: u64, sink: &mut S) -> Result<bool, S::Error> {
         match b {
             b'{' | b'[' => {
                 if self.stack.len() >= MAX_DEPTH {
@@ -318,7 +338,7 @@ impl Tokenizer {
         }
     }
 
-    fn close<S: Sink>(&mut self, object: bool, pos: u64, sink: &mut S) -> Result<(), ApiError> {
+    fn close<S: Sink>(&mut self, object: bool, pos: u64, sink: &mut S) -> Result<(), S::Error> {
         match self.stack.pop() {
             Some(o) if o == object => {}
             _ => return Err(err_at(pos, "mismatched closing bracket")),
@@ -345,7 +365,7 @@ impl Tokenizer {
         text: &[u8],
         at: usize,
         sink: &mut S,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), S::Error> {
         self.token = Token::None;
         if !valid_number(text) {
             return Err(err_at(
@@ -360,7 +380,7 @@ impl Tokenizer {
         Ok(())
     }
 
-    fn finish_literal<S: Sink>(&mut self, at: usize, sink: &mut S) -> Result<(), ApiError> {
+    fn finish_literal<S: Sink>(&mut self, at: usize, sink: &mut S) -> Result<(), S::Error> {
         self.token = Token::None;
         let pos = self.offset + at as u64;
         match self.buf.as_slice() {
@@ -391,7 +411,7 @@ impl Tokenizer {
         chunk: &[u8],
         mut i: usize,
         sink: &mut S,
-    ) -> Result<usize, ApiError> {
+    ) -> Result<usize, S::Error> {
         let n = chunk.len();
         while i < n {
             match self.token {
@@ -510,7 +530,7 @@ impl Tokenizer {
             .extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
     }
 
-    fn end_string<S: Sink>(&mut self, key: bool, at: usize, sink: &mut S) -> Result<(), ApiError> {
+    fn end_string<S: Sink>(&mut self, key: bool, at: usize, sink: &mut S) -> Result<(), S::Error> {
         self.flush_surrogate();
         self.token = Token::None;
         let text = std::mem::take(&mut self.buf);
@@ -539,45 +559,46 @@ pub(crate) mod tests {
     pub struct Record(pub String);
 
     impl Sink for Record {
-        fn begin_object(&mut self) -> Result<(), ApiError> {
+        type Error = JsonError;
+        fn begin_object(&mut self) -> Result<(), JsonError> {
             self.0.push('{');
             Ok(())
         }
-        fn end_object(&mut self) -> Result<(), ApiError> {
+        fn end_object(&mut self) -> Result<(), JsonError> {
             self.0.push('}');
             Ok(())
         }
-        fn begin_array(&mut self) -> Result<(), ApiError> {
+        fn begin_array(&mut self) -> Result<(), JsonError> {
             self.0.push('[');
             Ok(())
         }
-        fn end_array(&mut self) -> Result<(), ApiError> {
+        fn end_array(&mut self) -> Result<(), JsonError> {
             self.0.push(']');
             Ok(())
         }
-        fn key(&mut self, key: &str) -> Result<(), ApiError> {
+        fn key(&mut self, key: &str) -> Result<(), JsonError> {
             self.0.push_str(&format!("k{key}:"));
             Ok(())
         }
-        fn string(&mut self, value: &str) -> Result<(), ApiError> {
+        fn string(&mut self, value: &str) -> Result<(), JsonError> {
             self.0.push_str(&format!("s{value:?},"));
             Ok(())
         }
-        fn number(&mut self, raw: &str) -> Result<(), ApiError> {
+        fn number(&mut self, raw: &str) -> Result<(), JsonError> {
             self.0.push_str(&format!("n{raw},"));
             Ok(())
         }
-        fn boolean(&mut self, value: bool) -> Result<(), ApiError> {
+        fn boolean(&mut self, value: bool) -> Result<(), JsonError> {
             self.0.push_str(&format!("b{value},"));
             Ok(())
         }
-        fn null(&mut self) -> Result<(), ApiError> {
+        fn null(&mut self) -> Result<(), JsonError> {
             self.0.push_str("null,");
             Ok(())
         }
     }
 
-    fn tokens_in_chunks(doc: &[u8], chunk: usize) -> Result<String, ApiError> {
+    fn tokens_in_chunks(doc: &[u8], chunk: usize) -> Result<String, JsonError> {
         let mut t = Tokenizer::new();
         let mut r = Record::default();
         for c in doc.chunks(chunk.max(1)) {

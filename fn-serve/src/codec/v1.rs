@@ -151,6 +151,7 @@ impl V1Decoder {
 }
 
 impl Sink for V1Decoder {
+    type Error = ApiError;
     fn begin_object(&mut self) -> Result<(), ApiError> {
         let frame = match self.top() {
             None => Frame::Root,

@@ -418,6 +418,7 @@ fn check_outputs(list: Vec<OutputRequest>) -> Result<Vec<OutputRequest>, ApiErro
 }
 
 impl Sink for V2Decoder {
+    type Error = ApiError;
     fn begin_object(&mut self) -> Result<(), ApiError> {
         let frame = match (self.top(), self.field) {
             (None, _) => Frame::Root,

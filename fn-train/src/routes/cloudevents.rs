@@ -59,8 +59,10 @@ pub async fn receive(
     if !s.nonce.is_empty() {
         extensions.push(("nonce".to_owned(), ExtValue::Str(s.nonce.clone())));
     }
+    let id = service::random::uuid_v4()
+        .map_err(|e| ApiError::Internal(format!("no event id: the OS generator: {e}")))?;
     let reply = Reply {
-        id: cloudevents::fresh_id(),
+        id,
         source: format!("/fedge/fn-train/{}", s.client_id),
         ty: TRAIN_COMPLETED.to_owned(),
         time: cloudevents::now_rfc3339(),

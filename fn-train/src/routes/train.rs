@@ -63,7 +63,7 @@ pub async fn train(
 /// The parse or validation error.
 pub fn parse_job(state: &AppState, body: &[u8]) -> Result<TrainJob, ApiError> {
     request::parse(body)
-        .and_then(|r| r.validate(state.config()))
+        .and_then(|r| request::validate(r, state.config()))
         .inspect_err(|e| state.metrics().job_finished(job::outcome_of_error(e)))
 }
 

@@ -202,3 +202,13 @@ pub fn argmax(row: &[f32]) -> i64 {
     }
     best as i64
 }
+
+/// `fn_serve_model_load_failures_total` as rendered by `m`.
+pub fn load_failures(m: &fn_serve::metrics::Metrics) -> String {
+    m.render(true, 0)
+        .lines()
+        .find_map(|l| l.strip_prefix("fn_serve_model_load_failures_total "))
+        .unwrap()
+        .trim()
+        .to_owned()
+}

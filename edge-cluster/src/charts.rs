@@ -14,7 +14,7 @@ use std::path::Path;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 
-use crate::history::{ClientStatus, RoundRecord};
+use aggregator::history::{ClientStatus, RoundRecord};
 
 /// How an axis maps values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -452,7 +452,7 @@ pub fn write_charts(history: &[RoundRecord], dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{ClientRecord, GlobalMetrics, RoundRecord};
+    use aggregator::history::{ClientRecord, GlobalMetrics, RoundRecord};
 
     fn history(rounds: u64) -> Vec<RoundRecord> {
         (0..=rounds)

@@ -1,4 +1,4 @@
-//! `aggregator local`, the README's main job, as a user runs it: the real binary with its
+//! `edge-cluster local`, the README's main job, as a user runs it: the real binary with its
 //! child nodes, on a small partition file so that it takes seconds.
 
 use std::process::Stdio;
@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use crate::support::mnist_dir;
 
-/// Runs `aggregator local <args>` to completion (at most 5 minutes); returns whether it
+/// Runs `edge-cluster local <args>` to completion (at most 5 minutes); returns whether it
 /// succeeded and its stderr.
 async fn run_local(args: &[&str]) -> (bool, String) {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_edge-cluster"))
         .arg("local")
         .args(args)
         .env("MNIST_DIR", mnist_dir())
@@ -20,7 +20,7 @@ async fn run_local(args: &[&str]) -> (bool, String) {
         .unwrap();
     let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
         .await
-        .expect("aggregator local did not finish within 5 minutes")
+        .expect("edge-cluster local did not finish within 5 minutes")
         .unwrap();
     (
         out.status.success(),

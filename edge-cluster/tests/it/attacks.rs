@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aggregator::clients::{ClientSpec, TrainRequest};
+use aggregator::evaluate::test_set_evaluator;
 use aggregator::history::{ClientStatus, RoundStatus};
-use aggregator::http::{AppState, app};
-use aggregator::local::test_set_evaluator;
 use aggregator::rounds::{Coordinator, CoordinatorConfig, TrainSettings, adam};
 use aggregator::store::ModelStore;
 use aggregator::strategy::{RoundSettings, Strategy, StrategyKind};
@@ -22,8 +21,9 @@ use axum::routing::{get, post};
 use engine::data::mnist;
 use engine::{Dataset, ParamSet};
 
-use crate::fake::serve;
-use crate::support::{mnist_dir, spawn_train_node};
+use edge_cluster::local::spawn::start_store;
+
+use crate::support::{mnist_dir, serve_router, spawn_train_node};
 
 /// Largest accuracy loss (absolute, on 1,000 test images after two rounds) one attacker
 /// may cause.
@@ -65,7 +65,7 @@ async fn spawn_attacker(inner: ClientSpec, attack: Attack) -> ClientSpec {
         .route("/train", post(attack_reply))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state);
-    let addr = serve(router).await;
+    let addr = serve_router(router).await;
     ClientSpec {
         id,
         url: format!("http://{addr}"),
@@ -89,7 +89,12 @@ async fn attack_reply(
         .unwrap();
     assert!(reply.status().is_success(), "{}", reply.status());
     let honest = engine::weights::from_bytes(reply.bytes().await.unwrap().to_vec()).unwrap();
-    let global_bytes = p.http.get(&req.model.url).send().await.unwrap();
+    let global_bytes = p
+        .http
+        .get(req.model.url.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
     let global = engine::weights::from_bytes(global_bytes.bytes().await.unwrap().to_vec())
         .unwrap()
         .params;
@@ -163,10 +168,7 @@ fn along(global: &ParamSet, towards: &ParamSet, norm: f32) -> ParamSet {
 async fn run(clients: Vec<ClientSpec>, test: Arc<Dataset>) -> (f32, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(ModelStore::open(dir.path(), "mnist").unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(Arc::clone(&store), None);
-    let server = tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let (url, stop_store, server) = start_store(Arc::clone(&store)).await.unwrap();
     let spec = engine::presets::table1_cnn();
     let coordinator = Coordinator::new(CoordinatorConfig {
         store,
@@ -204,7 +206,8 @@ async fn run(clients: Vec<ClientSpec>, test: Arc<Dataset>) -> (f32, Vec<String>)
             ));
         }
     }
-    server.abort();
+    let _ = stop_store.send(());
+    let _ = server.await;
     (accuracy, attacker)
 }
 

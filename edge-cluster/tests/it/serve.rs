@@ -1,10 +1,11 @@
-//! `aggregator serve` end to end: the real binary in cluster mode, configured by a JSON file
-//! and env tokens, runs a round against two real fn-train child processes when asked with
-//! `POST /v1/rounds`, then serves the new version.
+//! `aggregator serve` end to end: cluster mode (`aggregator::cluster::run`, what the
+//! binary runs) on a real port, configured by a JSON file and token files, runs a round
+//! against two real fn-train child processes when asked with `POST /v1/rounds` (operator
+//! token), then serves the new version.
 
 use std::time::{Duration, Instant};
 
-use crate::support::{mnist_dir, spawn_train_node, start_serve};
+use crate::support::{free_port, spawn_train_node, wait_healthy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_mode_runs_a_requested_round_against_real_nodes() {
@@ -12,14 +13,14 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
     let http = reqwest::Client::new();
     let mut nodes = Vec::new();
     let mut clients = Vec::new();
-    let mut token_envs = Vec::new();
+    let mut client_tokens = Vec::new();
     for i in 0..2 {
         let id = format!("edge-{i}");
         let (node, token) = spawn_train_node(dir.path(), &id, i, 2, 300).await;
-        let var = format!("FEDGE_TOKEN_EDGE_{i}");
-        clients.push(serde_json::json!({ "id": id, "url": node.url, "token_env": var }));
-        token_envs.push((var, token));
-        token_envs.push(("FEDGE_OPERATOR_TOKEN".into(), "operator-secret".into()));
+        let file = dir.path().join(format!("token-{i}"));
+        std::fs::write(&file, &token).unwrap();
+        client_tokens.push(token);
+        clients.push(serde_json::json!({ "id": id, "url": node.url, "token_file": file }));
         nodes.push(node);
     }
     let config = serde_json::json!({
@@ -30,14 +31,16 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
     let config_path = dir.path().join("config.json");
     std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
 
-    let mnist = mnist_dir();
-    let (mut server, base) = start_serve(
-        &config_path,
-        &dir.path().join("store"),
-        &token_envs,
-        Some(&mnist),
-    )
-    .await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = tokio::spawn(aggregator::cluster::run(aggregator::cluster::ServeArgs {
+        config: Some(config_path),
+        port,
+        store_dir: dir.path().join("store"),
+        public_url: None,
+        operator_token: Some("operator-secret".into()),
+    }));
+    wait_healthy(&http, &base).await;
     // Version 0 (the initial model) exists before any round.
     let latest = http
         .get(format!("{base}/v1/models/mnist/latest"))
@@ -54,7 +57,7 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
             .json(&serde_json::json!({ "rounds": 1 }))
             .send()
     };
-    assert_eq!(start(&token_envs[0].1).await.unwrap().status(), 401);
+    assert_eq!(start(&client_tokens[0]).await.unwrap().status(), 401);
     let started = start("operator-secret").await.unwrap();
     assert_eq!(started.status(), 202, "{:?}", started.text().await);
 
@@ -96,7 +99,7 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
     let weights = engine::weights::from_bytes(latest.bytes().await.unwrap().to_vec()).unwrap();
     assert_eq!(weights.meta.round, 1);
 
-    server.kill().await.unwrap();
+    server.abort();
     for node in nodes {
         node.stop(Duration::from_secs(5)).await;
     }

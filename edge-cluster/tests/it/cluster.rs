@@ -1,25 +1,26 @@
 //! A real local cluster in-test: fn-train nodes are child processes of the built
-//! `aggregator` binary (hidden `fn-train` subcommand), each with its own small MNIST shard,
+//! `edge-cluster` binary (hidden `fn-train` subcommand), each with its own small MNIST shard,
 //! talking HTTP to a coordinator in this process.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aggregator::clients::{ClientSpec, Transport};
+use aggregator::evaluate::test_set_evaluator;
 use aggregator::history::{ClientStatus, RoundStatus};
-use aggregator::http::{AppState, app};
-use aggregator::local::test_set_evaluator;
-use aggregator::nodes::Node;
 use aggregator::rounds::{Coordinator, CoordinatorConfig, TrainSettings, adam};
 use aggregator::store::ModelStore;
 use aggregator::strategy::{RoundSettings, Strategy, StrategyKind};
 use aggregator::validate::ValidationLimits;
+use edge_cluster::local::spawn::start_store;
+use edge_cluster::nodes::Node;
 use engine::data::mnist;
 
 use crate::support::{mnist_dir, spawn_train_node};
 
 struct Cluster {
     nodes: Vec<Node>,
+    _stop_store: tokio::sync::oneshot::Sender<()>,
     coordinator: Arc<Coordinator>,
     _dir: tempfile::TempDir,
 }
@@ -36,10 +37,7 @@ async fn cluster(
         .unwrap()
         .take(test);
     let store = Arc::new(ModelStore::open(&dir.path().join("store"), "mnist").unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(Arc::clone(&store), None);
-    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let (url, stop_store, _server) = start_store(Arc::clone(&store)).await.unwrap();
     let (mut nodes, mut clients) = (Vec::new(), Vec::new());
     for i in 0..n {
         let id = format!("client-{i}");
@@ -80,6 +78,7 @@ async fn cluster(
     coordinator.ensure_initial(initial).await.unwrap();
     Cluster {
         nodes,
+        _stop_store: stop_store,
         coordinator,
         _dir: dir,
     }

@@ -1,44 +1,13 @@
-//! Shared by the tests that run real processes: where MNIST is, how a node and
-//! `aggregator serve` start, a port.
+//! Shared by the tests that run real processes: where MNIST is, how a node starts, a
+//! port, waiting for health.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aggregator::clients::random_hex;
-use aggregator::nodes::Node;
+use edge_cluster::nodes::Node;
 
-/// Starts `aggregator serve` with the config file `config`, the store in `store`, `envs`
-/// (client tokens) and, when `mnist` is given, centralised evaluation on it; returns the
-/// child (killed on drop) and its base URL once `/healthz` answers (the store is open and
-/// version 0 exists).
-pub async fn start_serve(
-    config: &Path,
-    store: &Path,
-    envs: &[(String, String)],
-    mnist: Option<&Path>,
-) -> (tokio::process::Child, String) {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aggregator"));
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(config)
-        .arg("--port")
-        .arg(port.to_string())
-        .arg("--store-dir")
-        .arg(store)
-        .env_remove("MNIST_DIR")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    if let Some(dir) = mnist {
-        cmd.env("MNIST_DIR", dir);
-    }
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let server = cmd.spawn().unwrap();
-    let http = reqwest::Client::new();
+/// Waits (up to 60 s) until `{base}/healthz` answers 200.
+pub async fn wait_healthy(http: &reqwest::Client, base: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !http
         .get(format!("{base}/healthz"))
@@ -48,11 +17,24 @@ pub async fn start_serve(
     {
         assert!(
             std::time::Instant::now() < deadline,
-            "aggregator serve never became healthy"
+            "{base} never became healthy"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    (server, base)
+}
+
+/// Serves `app` on a loopback port until the test ends (the services' own listener).
+pub async fn serve_router(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = service::serve::ConnLimits::new(64);
+    tokio::spawn(service::serve::serve(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
+    addr
 }
 
 /// A loopback port that was free a moment ago (for a child process that takes `--port`).
@@ -70,7 +52,7 @@ pub fn mnist_dir() -> PathBuf {
 }
 
 /// Starts client `index` of `clients` as an fn-train child process of the built
-/// `aggregator` binary, with a `shard`-image IID partition, one compute thread and a fresh
+/// `edge-cluster` binary, with a `shard`-image IID partition, one compute thread and a fresh
 /// bearer token; returns once its shard is loaded.
 pub async fn spawn_train_node(
     logs: &Path,
@@ -79,8 +61,8 @@ pub async fn spawn_train_node(
     clients: usize,
     shard: usize,
 ) -> (Node, String) {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_aggregator"));
-    let token = random_hex(16);
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_edge-cluster"));
+    let token = service::random::hex(16).unwrap();
     let args: Vec<String> = [
         "--client-id",
         id,

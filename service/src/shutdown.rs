@@ -1,10 +1,12 @@
 //! The shutdown signal: SIGTERM (what Knative sends) or Ctrl-C (local runs).
 
-/// Resolves on the first SIGTERM or SIGINT. If a handler cannot be installed, that
-/// signal is simply not awaited (the other one still is).
+/// Resolves on the first SIGTERM or SIGINT. A handler that cannot be installed is logged
+/// and not awaited (rather than resolving at once and stopping the server); the other
+/// signal still is.
 pub async fn sigterm_or_ctrl_c() {
     let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot install the Ctrl-C handler");
             std::future::pending::<()>().await;
         }
     };
@@ -15,7 +17,10 @@ pub async fn sigterm_or_ctrl_c() {
             Ok(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install the SIGTERM handler");
+                std::future::pending::<()>().await;
+            }
         }
     };
     #[cfg(not(unix))]

@@ -174,7 +174,7 @@ async fn train(
     }
     let global = s
         .http
-        .get(&req.model.url)
+        .get(req.model.url.as_deref().unwrap())
         .send()
         .await
         .unwrap()

@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aggregator::history::RoundStatus;
-use aggregator::nodes::{check_torture_state, check_torture_version};
 use aggregator::store::ModelStore;
+use aggregator::torture::{check_torture_state, check_torture_version};
 
 #[test]
 fn kill_9_at_random_instants_never_loses_or_tears_a_version() {

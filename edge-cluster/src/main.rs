@@ -1,0 +1,70 @@
+//! `edge-cluster`: fedge on one machine, in one command.
+//!
+//! - `edge-cluster local`: N fn-train nodes, an fn-serve and the aggregator on 127.0.0.1,
+//!   each node a child process of this binary, real HTTP between them; runs the rounds and
+//!   writes everything to `--out`.
+//! - hidden roles the parent starts as its nodes: `fn-train`, `fn-serve`.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use edge_cluster::{local, nodes};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edge-cluster",
+    version,
+    about = "fedge's federated edge cluster on this machine: fn-train nodes, the aggregator, fn-serve"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole edge system on this machine: fn-train nodes, fn-serve, aggregator.
+    Local(local::LocalArgs),
+    /// (internal) Run an fn-train node; arguments are fn-train's own flags.
+    #[command(hide = true)]
+    FnTrain {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// (internal) Run an fn-serve node; arguments are fn-serve's own flags.
+    #[command(hide = true)]
+    FnServe {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Local(args) => run_async(local::run(args)),
+        Command::FnTrain { args } => run_async(nodes::fn_train(args)),
+        Command::FnServe { args } => run_async(nodes::fn_serve(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edge-cluster: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `fut` to completion on a multi-threaded runtime, then shuts the runtime down
+/// without waiting on the thread blocked reading stdin (nodes watch it for EOF): dropping
+/// the runtime would wait for that read, so a node that failed would linger until its
+/// parent closed the pipe.
+fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(fut);
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}
