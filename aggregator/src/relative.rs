@@ -6,10 +6,15 @@
 //! Once a round has at least `relative_min_updates` validated updates, and so a median
 //! that an honest majority controls, each update is judged against that median:
 //!
-//! 1. direction: an update whose change `update - global` has a cosine below
-//!    `min_cosine_vs_median` with the coordinate-wise median change of the other updates
-//!    points away from what the round agrees on (a sign flip) or nowhere in particular
-//!    (noise: its cosine is near 0) and is rejected;
+//! 1. direction: an update whose change `update - global` has a cosine with the
+//!    coordinate-wise median change of the other updates below `min_cosine_vs_median`
+//!    *and* below half the round's median cosine points away from what the round agrees on
+//!    (a sign flip) or nowhere in particular (noise: its cosine is near 0) and is rejected.
+//!    The second condition matters once a model has converged: with 10 local epochs on 400
+//!    examples, honest updates agreed with each other at cosines of only 0.02-0.04, and a
+//!    fixed 0.05 alone rejected every client of those rounds (no model was made). A
+//!    majority of honest updates puts the round's median cosine on their side, so half of it
+//!    still separates noise (about 0) and flips (negative) from them;
 //! 2. weight: a claimed example count above `max_weight_vs_median` times the median claim
 //!    is cut to that cap (honest clients with larger shards keep more weight than the median
 //!    but cannot dominate);
@@ -79,17 +84,28 @@ pub fn judge(
     let cosines = limits
         .min_cosine_vs_median
         .map(|_| agreement(global, candidates));
+    // The rejection threshold: the fixed minimum, lowered to half the round's median
+    // cosine when the round as a whole agrees less than that (see the module docs).
+    let min_cosine = limits.min_cosine_vs_median.map(|min| {
+        let known: Vec<f64> = cosines.iter().flatten().flatten().copied().collect();
+        let half_median = if known.is_empty() {
+            f64::INFINITY
+        } else {
+            median(&known) / 2.0
+        };
+        f64::from(min).min(half_median)
+    });
     candidates
         .iter()
         .enumerate()
         .map(|(i, c)| {
             if let (Some(min), Some(cos)) = (
-                limits.min_cosine_vs_median,
+                min_cosine,
                 cosines.as_ref().and_then(|v| v.get(i).copied().flatten()),
-            ) && cos < f64::from(min)
+            ) && cos < min
             {
                 return Verdict::Reject(format!(
-                    "update does not follow the round's median change (cosine {cos:.3} < {min})"
+                    "update does not follow the round's median change (cosine {cos:.3} < {min:.3})"
                 ));
             }
             let weight = weight_cap.map_or(c.claimed, |cap| c.claimed.min(cap));
@@ -265,6 +281,51 @@ mod tests {
         let mut clipped = long.clone();
         clip(&global, &mut clipped, norm(&long), to);
         assert!((norm(&clipped) - to).abs() < 1e-3);
+    }
+
+    /// Honest updates after convergence: a small shared direction `c` under large
+    /// independent changes (`e_i`, orthogonal), so each agrees with the others' median at a
+    /// cosine of about 0.03, below the fixed 0.05.
+    #[test]
+    fn converged_honest_updates_are_kept_and_noise_among_them_is_not() {
+        const DIM: usize = 8;
+        let global = set(&[0.0; DIM]);
+        let honest: Vec<ParamSet> = (1..=3)
+            .map(|i| {
+                let mut v = [0.0; DIM];
+                v[0] = 0.15; // the shared direction c
+                v[i] = 1.0; // this client's own change e_i
+                set(&v)
+            })
+            .collect();
+        let zero = set(&[0.0; DIM]);
+        let candidate = |p| Candidate {
+            params: p,
+            claimed: 100,
+            norm: crate::validate::update_norm(&zero, p),
+        };
+        let c: Vec<Candidate<'_>> = honest.iter().map(candidate).collect();
+        let v = judge(&global, &c, &ValidationLimits::default());
+        assert!(
+            v.iter().all(|v| matches!(v, Verdict::Keep { .. })),
+            "converged honest round: {v:?}"
+        );
+
+        // Pure noise (no shared direction) among them is still rejected.
+        let mut noise = [0.0; DIM];
+        noise[4] = 1.0;
+        let noise = set(&noise);
+        let mut c = c;
+        c.push(candidate(&noise));
+        let v = judge(&global, &c, &ValidationLimits::default());
+        assert!(
+            v[..3].iter().all(|v| matches!(v, Verdict::Keep { .. })),
+            "{v:?}"
+        );
+        assert!(
+            matches!(&v[3], Verdict::Reject(r) if r.contains("cosine")),
+            "{v:?}"
+        );
     }
 
     #[test]
