@@ -132,6 +132,14 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if matches!(self, ApiError::PayloadTooLarge(_)) {
+            // The rest of the body is left unread, so hyper closes the connection: say so,
+            // or a keep-alive client sends its next request into a closing socket (seen as
+            // an IncompleteMessage in the errors test).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
