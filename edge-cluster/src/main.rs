@@ -43,9 +43,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Local(args) => run_async(local::run(args)),
-        Command::FnTrain { args } => run_async(nodes::fn_train(args)),
-        Command::FnServe { args } => run_async(nodes::fn_serve(args)),
+        Command::Local(args) => nodes::run_async(local::run(args)),
+        Command::FnTrain { args } => nodes::run_async(nodes::fn_train(args)),
+        Command::FnServe { args } => nodes::run_async(nodes::fn_serve(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,17 +54,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Runs `fut` to completion on a multi-threaded runtime, then shuts the runtime down
-/// without waiting on the thread blocked reading stdin (nodes watch it for EOF): dropping
-/// the runtime would wait for that read, so a node that failed would linger until its
-/// parent closed the pipe.
-fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let result = rt.block_on(fut);
-    rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    result
 }

@@ -217,3 +217,16 @@ async fn copy_lines(reader: impl AsyncRead + Unpin, file: std::fs::File) {
     let mut reader = BufReader::new(reader);
     let _ = tokio::io::copy_buf(&mut reader, &mut file).await;
 }
+
+/// Runs `fut` to completion on a multi-threaded runtime, then shuts the runtime down
+/// without waiting on the thread blocked reading stdin (nodes watch it for EOF): dropping
+/// the runtime would wait for that read, so a node that failed would linger until its
+/// parent closed the pipe.
+pub fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(fut);
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}

@@ -56,9 +56,9 @@ fn main() -> ExitCode {
             .collect::<String>()
     );
     let result = match cli.node {
-        Some(Node::FnTrain { args }) => run_async(nodes::fn_train(args)),
-        Some(Node::FnServe { args }) => run_async(nodes::fn_serve(args)),
-        None => run_async(repro::run(cli.args, command)),
+        Some(Node::FnTrain { args }) => nodes::run_async(nodes::fn_train(args)),
+        Some(Node::FnServe { args }) => nodes::run_async(nodes::fn_serve(args)),
+        None => nodes::run_async(repro::run(cli.args, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,15 +67,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Runs `fut` on a multi-threaded runtime, then shuts it down without waiting on a node's
-/// blocked stdin reader (as `edge-cluster`'s main does).
-fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let result = rt.block_on(fut);
-    rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    result
 }
