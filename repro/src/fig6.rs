@@ -13,6 +13,7 @@ use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use engine::data::{idx, mnist};
 use engine::weights::{self, WeightsMeta};
+use protocol::{ModelRef, TrainRequest};
 
 use crate::docker::{Container, RunSpec, TRAIN_POD};
 use crate::results::{TrainResult, TrainRow};
@@ -32,20 +33,31 @@ pub fn write_shard(mnist_dir: &Path, n: usize, out: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
-/// A `POST /train` body: the Table 1 CNN (seed 0) inline, batch 64, Adam 1e-3.
-pub fn request_body(epochs: usize) -> anyhow::Result<Vec<u8>> {
+/// A `POST /train` request: the Table 1 CNN (seed 0) inline, batch 64, Adam 1e-3, as the
+/// aggregator writes it (the `protocol` crate's type, with the engine's optimizer).
+pub fn request(epochs: usize) -> anyhow::Result<TrainRequest<engine::OptimizerConfig>> {
     let spec = engine::presets::table1_cnn();
     let model = engine::Sequential::new(spec.clone(), 0)?;
     let bytes = weights::to_bytes(model.params(), &WeightsMeta::new(spec))?;
-    Ok(serde_json::to_vec(&serde_json::json!({
-        "round": 1,
-        "nonce": "repro",
-        "model": {"inline_base64": base64::engine::general_purpose::STANDARD.encode(bytes)},
-        "epochs": epochs,
-        "batch_size": 64,
-        "optimizer": {"type": "adam", "lr": 0.001},
-        "seed": 0,
-    }))?)
+    Ok(TrainRequest {
+        round: 1,
+        nonce: "repro".into(),
+        model: ModelRef {
+            url: None,
+            inline_base64: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        },
+        epochs,
+        batch_size: 64,
+        optimizer: aggregator::rounds::adam(1e-3),
+        seed: 0,
+        proximal_mu: None,
+        deadline_ms: None,
+    })
+}
+
+/// The JSON body of [`request`].
+pub fn request_body(epochs: usize) -> anyhow::Result<Vec<u8>> {
+    Ok(serde_json::to_vec(&request(epochs)?)?)
 }
 
 /// One `POST /train`: (response seconds, training seconds fn-train reported).
@@ -136,4 +148,17 @@ pub async fn run(
             .await
             .map_or_else(|| image.to_string(), |id| format!("{image} ({id})")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_request_is_the_protocol_type_fn_train_reads() {
+        let body = super::request_body(3).unwrap();
+        let back: protocol::TrainRequest = serde_json::from_slice(&body).unwrap();
+        assert_eq!(back.epochs, 3);
+        assert_eq!(back.batch_size, 64);
+        assert!(back.model.url.is_none() && back.model.inline_base64.is_some());
+        assert_eq!(back.optimizer["type"], "adam");
+    }
 }
