@@ -20,6 +20,7 @@ pub mod fig7;
 pub mod load;
 pub mod machine;
 pub mod plan;
+pub mod ratio;
 pub mod report;
 pub mod results;
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use edge_cluster::charts::{self, Chart, Marker, Scale, Series};
 
+use crate::ratio::{Better, ratio};
 use crate::results::{Codec, LoadResult, Results, RoundsResult, ServeResult, TrainResult};
 
 /// The paper's numbers, as `../shared/docs/design.md` quotes them.
@@ -149,12 +150,16 @@ fn summary(md: &mut String, r: &Results) {
         {
             let _ = writeln!(
                 md,
-                "| 4/5 | {what} | {:.0} % after {} rounds | **{}** (best, round {round} of {}) | {:.2} |",
+                "| 4/5 | {what} | {:.0} % after {} rounds | **{}** (best, round {round} of {}) | {} |",
                 paper::GLOBAL_ACCURACY_PCT,
                 paper::ROUNDS,
                 pct(acc),
                 x.history.iter().filter(|h| h.round > 0).count(),
-                f64::from(acc) * 100.0 / paper::GLOBAL_ACCURACY_PCT
+                ratio(
+                    f64::from(acc) * 100.0,
+                    paper::GLOBAL_ACCURACY_PCT,
+                    Better::Higher
+                )
             );
         }
     }
@@ -189,7 +194,7 @@ fn summary(md: &mut String, r: &Results) {
                     codec.label(),
                     paper::SERVE_COLD_S,
                     secs(cold),
-                    ratio(cold, paper::SERVE_COLD_S)
+                    ratio(cold, paper::SERVE_COLD_S, Better::Lower)
                 );
             }
             if warm.is_finite() {
@@ -200,7 +205,7 @@ fn summary(md: &mut String, r: &Results) {
                     codec.label(),
                     paper::SERVE_WARM_S,
                     secs(warm),
-                    ratio(warm, paper::SERVE_WARM_S)
+                    ratio(warm, paper::SERVE_WARM_S, Better::Lower)
                 );
             }
         }
@@ -241,15 +246,6 @@ pub fn secs(s: f64) -> String {
         format!("{:.1} ms", s * 1e3)
     } else {
         format!("{s:.2} s")
-    }
-}
-
-fn ratio(ours: f64, theirs: f64) -> String {
-    let r = ours / theirs;
-    if r < 1.0 {
-        format!("{r:.3} ({:.0}x faster)", 1.0 / r)
-    } else {
-        format!("{r:.2}")
     }
 }
 
@@ -1005,10 +1001,10 @@ mod tests {
         summary(&mut md, &synthetic());
         // Best of the synthetic history: 94 % against the paper's 82 %.
         assert!(
-            md.contains("**94.00 %** (best, round 4 of 4) | 1.15 |"),
+            md.contains("**94.00 %** (best, round 4 of 4) | 1.15x (higher) |"),
             "{md}"
         );
         // Cold start up to 500 images: 0.3 + 0.5 = 0.8 s against 5 s.
-        assert!(md.contains("**800.0 ms** | 0.160 (6x faster)"), "{md}");
+        assert!(md.contains("**800.0 ms** | 0.16x (6.25x faster)"), "{md}");
     }
 }
