@@ -5,6 +5,7 @@
 //! request; cold is `docker run` of the fn-train image (present locally, as on a node that
 //! has pulled it) timed to the reply of its first `POST /train`. Both under fn-train's pod
 //! limits (1 CPU / 200 MiB), the shard mounted read-only, the model inline in the request.
+//! Without a usable Docker engine, processes stand in for the containers ([`Launcher`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,7 +16,8 @@ use engine::data::{idx, mnist};
 use engine::weights::{self, WeightsMeta};
 use protocol::{ModelRef, TrainRequest};
 
-use crate::docker::{Container, RunSpec, TRAIN_POD};
+use crate::docker::{RunSpec, TRAIN_POD};
+use crate::instance::{Instance, Launcher};
 use crate::results::{TrainResult, TrainRow};
 
 /// Writes the first `n` MNIST training images as an fn-train shard folder.
@@ -86,8 +88,9 @@ async fn train(http: &reqwest::Client, url: &str, body: &[u8]) -> anyhow::Result
     Ok((seconds, trained))
 }
 
-/// Runs Figure 6 with `image` on a shard folder.
+/// Runs Figure 6 with `image` (or processes, per `launcher`) on a shard folder.
 pub async fn run(
+    launcher: &Launcher,
     image: &str,
     shard_dir: &Path,
     shard: usize,
@@ -96,6 +99,7 @@ pub async fn run(
     let http = reqwest::Client::new();
     let spec = RunSpec {
         image,
+        service: "fn-train",
         limits: TRAIN_POD,
         mounts: vec![(shard_dir, "/data/shard")],
         env: vec![
@@ -105,7 +109,7 @@ pub async fn run(
         ],
     };
     let ready = Duration::from_secs(60);
-    let warm = Container::start(&spec).await?;
+    let warm = Instance::start(launcher, &spec).await?;
     let result = async {
         warm.wait_ready(&http, "/readyz", ready).await?;
         train(&http, &warm.url, &request_body(1)?).await?; // first request warms buffers
@@ -114,7 +118,7 @@ pub async fn run(
             let body = request_body(epochs)?;
             let (warm_seconds, warm_train_seconds) = train(&http, &warm.url, &body).await?;
             let t0 = Instant::now();
-            let cold = Container::start(&spec).await?;
+            let cold = Instance::start(launcher, &spec).await?;
             let cold_run = async {
                 cold.wait_ready(&http, "/readyz", ready).await?;
                 let cold_ready_seconds = t0.elapsed().as_secs_f64();
@@ -144,9 +148,7 @@ pub async fn run(
     Ok(TrainResult {
         shard,
         rows: result?,
-        image: crate::docker::image_id(image)
-            .await
-            .map_or_else(|| image.to_string(), |id| format!("{image} ({id})")),
+        image: crate::instance::describe(launcher, image).await,
     })
 }
 
