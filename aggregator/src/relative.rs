@@ -17,7 +17,9 @@
 //!    still separates noise (about 0) and flips (negative) from them;
 //! 2. weight: a claimed example count above `max_weight_vs_median` times the median claim
 //!    is cut to that cap (honest clients with larger shards keep more weight than the median
-//!    but cannot dominate);
+//!    but cannot dominate), unless the client has a registered shard size: its claim was
+//!    then already held to that size, which the aggregator knows better than any median
+//!    (a skewed split gives honest clients shards of very different sizes);
 //! 3. norm: a change longer than `max_norm_vs_median` times the median norm is clipped to
 //!    it (scaled down, direction kept), as norm bounding does in Sun et al., "Can You Really
 //!    Backdoor Federated Learning?" (2019).
@@ -38,6 +40,9 @@ pub struct Candidate<'a> {
     pub claimed: u64,
     /// L2 norm of `params - global`.
     pub norm: f32,
+    /// Whether the claim was checked against the client's registered shard size (then it
+    /// is not capped relative to the median).
+    pub registered: bool,
 }
 
 /// What happens to one update.
@@ -108,7 +113,10 @@ pub fn judge(
                     "update does not follow the round's median change (cosine {cos:.3} < {min:.3})"
                 ));
             }
-            let weight = weight_cap.map_or(c.claimed, |cap| c.claimed.min(cap));
+            let weight = match weight_cap {
+                Some(cap) if !c.registered => c.claimed.min(cap),
+                _ => c.claimed,
+            };
             let clip_to = norm_cap.filter(|&cap| c.norm > cap);
             Verdict::Keep { weight, clip_to }
         })
@@ -230,22 +238,26 @@ mod tests {
                 params: p,
                 claimed: 100,
                 norm: norm(p),
+                registered: false,
             })
             .collect();
         c.push(Candidate {
             params: &boosted,
             claimed: 10_000_000,
             norm: norm(&boosted),
+            registered: false,
         });
         c.push(Candidate {
             params: &long,
             claimed: 100,
             norm: norm(&long),
+            registered: false,
         });
         c.push(Candidate {
             params: &flipped,
             claimed: 100,
             norm: norm(&flipped),
+            registered: false,
         });
         let v = judge(&global, &c, &ValidationLimits::default());
         assert_eq!(
@@ -303,6 +315,7 @@ mod tests {
             params: p,
             claimed: 100,
             norm: crate::validate::update_norm(&zero, p),
+            registered: false,
         };
         let c: Vec<Candidate<'_>> = honest.iter().map(candidate).collect();
         let v = judge(&global, &c, &ValidationLimits::default());
@@ -328,6 +341,33 @@ mod tests {
         );
     }
 
+    /// A skewed split: the client with the large shard is registered with it, so its honest
+    /// claim keeps its weight; unregistered, the same claim is cut to the median cap.
+    #[test]
+    fn a_claim_held_to_a_registered_shard_is_not_capped_by_the_median() {
+        let global = set(&[0.0, 0.0]);
+        let updates = [set(&[1.0, 1.0]), set(&[1.2, 0.9]), set(&[0.9, 1.1])];
+        let judged = |registered| {
+            let c: Vec<Candidate<'_>> = updates
+                .iter()
+                .zip([300, 400, 5_000])
+                .map(|(p, claimed)| Candidate {
+                    params: p,
+                    claimed,
+                    norm: norm(p),
+                    registered,
+                })
+                .collect();
+            judge(&global, &c, &ValidationLimits::default())
+        };
+        let weight = |v: &Verdict| match v {
+            Verdict::Keep { weight, .. } => *weight,
+            Verdict::Reject(r) => panic!("{r}"),
+        };
+        assert_eq!(weight(&judged(false)[2]), 600, "1.5 times the median claim");
+        assert_eq!(weight(&judged(true)[2]), 5_000);
+    }
+
     #[test]
     fn two_updates_have_no_trustworthy_median() {
         let global = set(&[0.0]);
@@ -337,11 +377,13 @@ mod tests {
                 params: &a,
                 claimed: 1,
                 norm: 1.0,
+                registered: false,
             },
             Candidate {
                 params: &b,
                 claimed: 1_000,
                 norm: 50.0,
+                registered: false,
             },
         ];
         let v = judge(&global, &c, &ValidationLimits::default());

@@ -594,10 +594,11 @@ fn judge_relative(
 ) -> Vec<(ClientSpec, TrainReply)> {
     let candidates: Vec<Candidate<'_>> = valid
         .iter()
-        .map(|(i, _, r)| Candidate {
+        .map(|(i, client, r)| Candidate {
             params: &r.params,
             claimed: r.num_examples,
             norm: records[*i].update_norm.unwrap_or(0.0),
+            registered: client.num_examples.is_some(),
         })
         .collect();
     let verdicts = relative::judge(global, &candidates, limits);

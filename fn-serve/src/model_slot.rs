@@ -166,6 +166,48 @@ impl ModelSlot {
         }
     }
 
+    /// Removes the `.part` files of downloads that can no longer finish: a process killed
+    /// mid-download leaves its `.part` in the cache for good, and each one holds up to a
+    /// model body of the cache's (tmpfs, so memory) space. A `.part` is stale when the
+    /// process that wrote it (the pid in its name) is gone, is this process (a restarted
+    /// container reuses its pid, and this slot has not started a download yet), or has not
+    /// written to it for longer than a download may take. Returns the files removed, each
+    /// logged. Call once at start, before the first [`ModelSlot::refresh`].
+    pub fn remove_stale_downloads(&self) -> Vec<PathBuf> {
+        let Ok(dir) = std::fs::read_dir(&self.cache_dir) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        for entry in dir.filter_map(Result::ok) {
+            let name = entry.file_name();
+            let Some(pid) = part_file_pid(&name.to_string_lossy()) else {
+                continue;
+            };
+            let idle = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            let stale = pid == std::process::id()
+                || !process_alive(pid)
+                || idle.is_some_and(|d| d > DOWNLOAD_TIMEOUT * 2);
+            if !stale {
+                continue;
+            }
+            let path = entry.path();
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(file = %path.display(), writer_pid = pid, "removed the part file of an interrupted model download");
+                    removed.push(path);
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "could not remove a stale part file")
+                }
+            }
+        }
+        removed
+    }
+
     /// Installs only models that `admission` accepts.
     pub fn with_admission(mut self, admission: Admission) -> Self {
         self.admission = admission;
@@ -256,7 +298,7 @@ impl ModelSlot {
             None => {
                 let c = reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(5))
-                    .timeout(Duration::from_secs(60))
+                    .timeout(DOWNLOAD_TIMEOUT)
                     .build()
                     .context("building the HTTP client")?;
                 poll.client = Some(c.clone());
@@ -409,6 +451,25 @@ fn cache_path(dir: &Path, name: &str, version: Option<&str>) -> PathBuf {
         .take(40)
         .collect();
     dir.join(format!("{name}-v{safe}.safetensors"))
+}
+
+/// The longest a model download may take (the HTTP client's total timeout).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The pid in a download's file name (`.download-<pid>-<n>.part`, see [`tempfile_in`]).
+fn part_file_pid(name: &str) -> Option<u32> {
+    let (pid, n) = name
+        .strip_prefix(".download-")?
+        .strip_suffix(".part")?
+        .split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether a process `pid` exists (Linux: `/proc/<pid>`); elsewhere assumed gone, so
+/// only this platform's own downloads can be mistaken for stale ones.
+fn process_alive(pid: u32) -> bool {
+    cfg!(target_os = "linux") && Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// A model body being downloaded: a `.part` file in the cache directory (never taken for a

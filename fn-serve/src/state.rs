@@ -52,6 +52,7 @@ impl AppState {
                 max_batch: config.max_batch,
             }),
         );
+        slot.remove_stale_downloads();
         let compute = Compute::start(
             config.compute_threads(),
             config.batch_images,

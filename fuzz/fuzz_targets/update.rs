@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
         params: &reply.params,
         claimed,
         norm,
+        registered: false,
     };
     let candidates = [c(reply.num_examples), c(1), c(1000)];
     for (v, cand) in relative::judge(&global, &candidates, &limits)

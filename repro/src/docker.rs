@@ -1,5 +1,6 @@
 //! Containers of the fedge images, started with `docker run` under the paper's pod limits
 //! and the testbed's hardening (deploy/compose.yaml), and their cgroup CPU counters.
+//! [`crate::instance`] falls back to processes where the engine is not usable.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ pub const SERVE_POD: Limits = Limits {
 pub struct RunSpec<'a> {
     /// Image reference, e.g. `fedge/fn-serve:local`.
     pub image: &'a str,
+    /// The service in it (`fn-train` or `fn-serve`): the subcommand when it runs as a
+    /// process instead ([`crate::instance`]).
+    pub service: &'a str,
     /// Pod limits.
     pub limits: Limits,
     /// Read-only bind mounts: (host path, container path).

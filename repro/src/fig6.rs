@@ -5,6 +5,7 @@
 //! request; cold is `docker run` of the fn-train image (present locally, as on a node that
 //! has pulled it) timed to the reply of its first `POST /train`. Both under fn-train's pod
 //! limits (1 CPU / 200 MiB), the shard mounted read-only, the model inline in the request.
+//! Without a usable Docker engine, processes stand in for the containers ([`Launcher`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,8 +14,10 @@ use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use engine::data::{idx, mnist};
 use engine::weights::{self, WeightsMeta};
+use protocol::{ModelRef, TrainRequest};
 
-use crate::docker::{Container, RunSpec, TRAIN_POD};
+use crate::docker::{RunSpec, TRAIN_POD};
+use crate::instance::{Instance, Launcher};
 use crate::results::{TrainResult, TrainRow};
 
 /// Writes the first `n` MNIST training images as an fn-train shard folder.
@@ -32,20 +35,31 @@ pub fn write_shard(mnist_dir: &Path, n: usize, out: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
-/// A `POST /train` body: the Table 1 CNN (seed 0) inline, batch 64, Adam 1e-3.
-pub fn request_body(epochs: usize) -> anyhow::Result<Vec<u8>> {
+/// A `POST /train` request: the Table 1 CNN (seed 0) inline, batch 64, Adam 1e-3, as the
+/// aggregator writes it (the `protocol` crate's type, with the engine's optimizer).
+pub fn request(epochs: usize) -> anyhow::Result<TrainRequest<engine::OptimizerConfig>> {
     let spec = engine::presets::table1_cnn();
     let model = engine::Sequential::new(spec.clone(), 0)?;
     let bytes = weights::to_bytes(model.params(), &WeightsMeta::new(spec))?;
-    Ok(serde_json::to_vec(&serde_json::json!({
-        "round": 1,
-        "nonce": "repro",
-        "model": {"inline_base64": base64::engine::general_purpose::STANDARD.encode(bytes)},
-        "epochs": epochs,
-        "batch_size": 64,
-        "optimizer": {"type": "adam", "lr": 0.001},
-        "seed": 0,
-    }))?)
+    Ok(TrainRequest {
+        round: 1,
+        nonce: "repro".into(),
+        model: ModelRef {
+            url: None,
+            inline_base64: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        },
+        epochs,
+        batch_size: 64,
+        optimizer: aggregator::rounds::adam(1e-3),
+        seed: 0,
+        proximal_mu: None,
+        deadline_ms: None,
+    })
+}
+
+/// The JSON body of [`request`].
+pub fn request_body(epochs: usize) -> anyhow::Result<Vec<u8>> {
+    Ok(serde_json::to_vec(&request(epochs)?)?)
 }
 
 /// One `POST /train`: (response seconds, training seconds fn-train reported).
@@ -74,8 +88,9 @@ async fn train(http: &reqwest::Client, url: &str, body: &[u8]) -> anyhow::Result
     Ok((seconds, trained))
 }
 
-/// Runs Figure 6 with `image` on a shard folder.
+/// Runs Figure 6 with `image` (or processes, per `launcher`) on a shard folder.
 pub async fn run(
+    launcher: &Launcher,
     image: &str,
     shard_dir: &Path,
     shard: usize,
@@ -84,6 +99,7 @@ pub async fn run(
     let http = reqwest::Client::new();
     let spec = RunSpec {
         image,
+        service: "fn-train",
         limits: TRAIN_POD,
         mounts: vec![(shard_dir, "/data/shard")],
         env: vec![
@@ -93,7 +109,7 @@ pub async fn run(
         ],
     };
     let ready = Duration::from_secs(60);
-    let warm = Container::start(&spec).await?;
+    let warm = Instance::start(launcher, &spec).await?;
     let result = async {
         warm.wait_ready(&http, "/readyz", ready).await?;
         train(&http, &warm.url, &request_body(1)?).await?; // first request warms buffers
@@ -102,7 +118,7 @@ pub async fn run(
             let body = request_body(epochs)?;
             let (warm_seconds, warm_train_seconds) = train(&http, &warm.url, &body).await?;
             let t0 = Instant::now();
-            let cold = Container::start(&spec).await?;
+            let cold = Instance::start(launcher, &spec).await?;
             let cold_run = async {
                 cold.wait_ready(&http, "/readyz", ready).await?;
                 let cold_ready_seconds = t0.elapsed().as_secs_f64();
@@ -132,8 +148,19 @@ pub async fn run(
     Ok(TrainResult {
         shard,
         rows: result?,
-        image: crate::docker::image_id(image)
-            .await
-            .map_or_else(|| image.to_string(), |id| format!("{image} ({id})")),
+        image: crate::instance::describe(launcher, image).await,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_request_is_the_protocol_type_fn_train_reads() {
+        let body = super::request_body(3).unwrap();
+        let back: protocol::TrainRequest = serde_json::from_slice(&body).unwrap();
+        assert_eq!(back.epochs, 3);
+        assert_eq!(back.batch_size, 64);
+        assert!(back.model.url.is_none() && back.model.inline_base64.is_some());
+        assert_eq!(back.optimizer["type"], "adam");
+    }
 }

@@ -3,7 +3,8 @@
 //! pixels and for the V2 binary tensor data extension with UINT8 pixels.
 //!
 //! Warm is a request to a running fn-serve container that has answered before; cold is
-//! `docker run` of the fn-serve image timed to the reply of its first request.
+//! `docker run` of the fn-serve image timed to the reply of its first request (processes
+//! without a usable Docker engine, [`Launcher`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use engine::Dataset;
 
-use crate::docker::{Container, RunSpec, SERVE_POD};
+use crate::docker::{RunSpec, SERVE_POD};
+use crate::instance::{Instance, Launcher};
 use crate::results::{Codec, ServePoint, ServeResult};
 
 /// A request body and its headers.
@@ -105,6 +107,7 @@ fn median(v: &mut [f64]) -> f64 {
 pub fn serve_spec<'a>(image: &'a str, model_dir: &'a Path) -> RunSpec<'a> {
     RunSpec {
         image,
+        service: "fn-serve",
         limits: SERVE_POD,
         mounts: vec![(model_dir, "/model")],
         env: vec![
@@ -118,9 +121,11 @@ pub fn serve_spec<'a>(image: &'a str, model_dir: &'a Path) -> RunSpec<'a> {
 /// The readiness route of fn-serve.
 pub const READY: &str = "/v2/health/ready";
 
-/// Runs Figure 7 against `image` serving `model_dir/model.safetensors`.
+/// Runs Figure 7 against `image` (or processes, per `launcher`) serving
+/// `model_dir/model.safetensors`.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
+    launcher: &Launcher,
     image: &str,
     model_dir: &Path,
     model: String,
@@ -134,7 +139,7 @@ pub async fn run(
     let ready = Duration::from_secs(60);
     let mut points = Vec::new();
     for codec in Codec::ALL {
-        let warm = Container::start(&spec).await?;
+        let warm = Instance::start(launcher, &spec).await?;
         let swept = async {
             warm.wait_ready(&http, READY, ready).await?;
             infer(&http, &warm.url, &body(codec, test, 1)).await?;
@@ -155,7 +160,7 @@ pub async fn run(
                 let mut cold_s = Vec::new();
                 for _ in 0..cold_reps {
                     let t0 = Instant::now();
-                    let cold = Container::start(&spec).await?;
+                    let cold = Instance::start(launcher, &spec).await?;
                     let r = async {
                         cold.wait_ready(&http, READY, ready).await?;
                         infer(&http, &cold.url, &b).await
@@ -204,9 +209,7 @@ pub async fn run(
     }
     Ok(ServeResult {
         points,
-        image: crate::docker::image_id(image)
-            .await
-            .map_or_else(|| image.to_string(), |id| format!("{image} ({id})")),
+        image: crate::instance::describe(launcher, image).await,
         model,
     })
 }

@@ -9,7 +9,9 @@
 //! - [`load`]: fn-serve under `wrk` at 1-128 connections;
 //! - [`report`]: the Markdown and charts, rendered from [`results::Results`] alone.
 //!
-//! Cold starts use the fedge images (`deploy/build-images.sh`) under the paper's pod limits.
+//! Cold starts use the fedge images (`deploy/build-images.sh`) under the paper's pod limits;
+//! without a usable Docker engine (or images) they fall back to processes of this binary,
+//! and the report says so ([`instance`]).
 //! [`plan`] holds the default settings (under 30 minutes on 2 cores) and the paper's.
 #![forbid(unsafe_code)]
 
@@ -17,9 +19,11 @@ pub mod docker;
 pub mod fig45;
 pub mod fig6;
 pub mod fig7;
+pub mod instance;
 pub mod load;
 pub mod machine;
 pub mod plan;
+pub mod ratio;
 pub mod report;
 pub mod results;
 
@@ -29,6 +33,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use engine::data::mnist;
 
+use crate::instance::Launcher;
 use crate::plan::{Part, Plan};
 use crate::results::Results;
 
@@ -98,6 +103,7 @@ pub async fn run(args: ReproArgs, command: String) -> anyhow::Result<()> {
         load_start,
         load_end: load_start,
         isolation: String::new(),
+        runner: Default::default(),
         rounds: Vec::new(),
         train: None,
         serve: None,
@@ -151,49 +157,29 @@ async fn container_parts(
     mnist_dir: &Path,
     results: &mut Results,
 ) -> anyhow::Result<()> {
-    if !docker::available().await {
-        bail!(
-            "the Docker engine is not reachable (docker info failed): Figures 6, 7 and the load test need the fedge images"
-        );
-    }
     let serve_image = format!("fedge/fn-serve:{}", args.image_tag);
     let train_image = format!("fedge/fn-train:{}", args.image_tag);
-    if !args.no_build_images {
-        println!(
-            "\n== building the images from this tree (deploy/build-images.sh fn-serve fn-train)"
-        );
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/build-images.sh");
-        let ok = tokio::process::Command::new("bash")
-            .arg(&script)
-            .args(["fn-serve", "fn-train"])
-            .env("FEDGE_IMAGE_TAG", &args.image_tag)
-            .status()
-            .await
-            .context("running deploy/build-images.sh")?
-            .success();
-        if !ok {
-            bail!("deploy/build-images.sh failed");
-        }
-    }
-    for image in [&serve_image, &train_image] {
-        if !docker::has_image(image).await {
-            bail!(
-                "image {image} is missing (build it with FEDGE_IMAGE_TAG={} deploy/build-images.sh)",
-                args.image_tag
-            );
-        }
-    }
-    results.isolation = format!(
-        "`docker run` of {train_image} and {serve_image} (built from this tree{}), one fresh container per cold request",
-        if args.no_build_images {
-            " before the run: --no-build-images"
-        } else {
-            " by this run"
-        }
-    );
     // Files the containers mount must be readable by uid 65532.
     let work = std::env::temp_dir().join(format!("fedge-repro-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
+    let launcher = match images(args, &serve_image, &train_image).await {
+        Ok(how) => {
+            results.isolation = format!(
+                "`docker run` of {train_image} and {serve_image} ({how}), one fresh container per cold request"
+            );
+            Launcher::Docker
+        }
+        Err(why) => {
+            println!("\n== no containers: {why:#}; falling back to processes");
+            results.isolation = format!(
+                "**processes, not containers**: {why:#}. Each instance is a child process of \
+                 `repro` (`repro fn-train` / `repro fn-serve`) with the pod's thread count but no \
+                 CPU or memory limit, one fresh process per cold request"
+            );
+            Launcher::Process(args.out.join("logs"))
+        }
+    };
+    results.runner = launcher.runner();
     let outcome = async {
         set_mode(&work, 0o755)?;
         if parts.contains(&Part::Train) {
@@ -205,6 +191,7 @@ async fn container_parts(
             fig6::write_shard(mnist_dir, plan.train_shard, &shard)?;
             open_up(&shard)?;
             match fig6::run(
+                &launcher,
                 &train_image,
                 &shard,
                 plan.train_shard,
@@ -226,6 +213,7 @@ async fn container_parts(
             if parts.contains(&Part::Serve) {
                 println!("\n== Figure 7: fn-serve response time, 0.4 CPU / 100 MiB");
                 match fig7::run(
+                    &launcher,
                     &serve_image,
                     &model_dir,
                     model.clone(),
@@ -243,6 +231,7 @@ async fn container_parts(
             if parts.contains(&Part::Load) {
                 println!("\n== Load: wrk against fn-serve, 0.4 CPU / 100 MiB");
                 match load::run(
+                    &launcher,
                     &serve_image,
                     &model_dir,
                     &work,
@@ -265,6 +254,45 @@ async fn container_parts(
     .await;
     let _ = std::fs::remove_dir_all(&work);
     outcome
+}
+
+/// Makes the images usable: Docker reachable, the images built from this tree (unless
+/// `--no-build-images`) and present. Returns how they were made, or why containers cannot
+/// be used.
+async fn images(args: &ReproArgs, serve_image: &str, train_image: &str) -> anyhow::Result<String> {
+    if !docker::available().await {
+        bail!("the Docker engine is not reachable (`docker info` failed)");
+    }
+    if !args.no_build_images {
+        println!(
+            "\n== building the images from this tree (deploy/build-images.sh fn-serve fn-train)"
+        );
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/build-images.sh");
+        let ok = tokio::process::Command::new("bash")
+            .arg(&script)
+            .args(["fn-serve", "fn-train"])
+            .env("FEDGE_IMAGE_TAG", &args.image_tag)
+            .status()
+            .await
+            .context("running deploy/build-images.sh")?
+            .success();
+        if !ok {
+            bail!("deploy/build-images.sh failed");
+        }
+    }
+    for image in [serve_image, train_image] {
+        if !docker::has_image(image).await {
+            bail!(
+                "image {image} is missing (build it with FEDGE_IMAGE_TAG={} deploy/build-images.sh)",
+                args.image_tag
+            );
+        }
+    }
+    Ok(if args.no_build_images {
+        "built from this tree before the run: --no-build-images".into()
+    } else {
+        "built from this tree by this run".into()
+    })
 }
 
 /// The served model: the last version of the IID run with our recipe when it ran, else the

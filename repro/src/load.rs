@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use engine::Dataset;
 
-use crate::docker::Container;
 use crate::fig7::{self, READY};
+use crate::instance::{Instance, Launcher};
 use crate::results::{Codec, LoadResult, LoadRow};
 
 /// The wrk script of fn-serve's own benchmark (POSTs the file named by `$BODY` as JSON).
@@ -50,8 +50,11 @@ async fn version() -> Option<String> {
         .map(|l| l.split(" Copyright").next().unwrap_or(l).trim().to_string())
 }
 
-/// Runs the load test against `image` serving `model_dir/model.safetensors`.
+/// Runs the load test against `image` (or a process, per `launcher`) serving
+/// `model_dir/model.safetensors`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
+    launcher: &Launcher,
     image: &str,
     model_dir: &Path,
     work: &Path,
@@ -63,7 +66,7 @@ pub async fn run(
     let tool = ensure_wrk().await?;
     let http = reqwest::Client::new();
     let spec = fig7::serve_spec(image, model_dir);
-    let container = Container::start(&spec).await?;
+    let container = Instance::start(launcher, &spec).await?;
     let rows = async {
         container
             .wait_ready(&http, READY, Duration::from_secs(60))

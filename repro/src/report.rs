@@ -5,7 +5,8 @@ use std::path::Path;
 
 use edge_cluster::charts::{self, Chart, Marker, Scale, Series};
 
-use crate::results::{Codec, LoadResult, Results, RoundsResult, ServeResult, TrainResult};
+use crate::ratio::{Better, ratio};
+use crate::results::{Codec, LoadResult, Results, RoundsResult, Runner, ServeResult, TrainResult};
 
 /// The paper's numbers, as `../shared/docs/design.md` quotes them.
 pub mod paper {
@@ -34,9 +35,9 @@ pub fn write(results: &Results, out: &Path) -> anyhow::Result<()> {
     header(&mut md, results);
     summary(&mut md, results);
     rounds(&mut md, results, out)?;
-    train(&mut md, results.train.as_ref(), out)?;
-    serve(&mut md, results.serve.as_ref(), out)?;
-    load(&mut md, results.load.as_ref(), out)?;
+    train(&mut md, results.train.as_ref(), results.runner, out)?;
+    serve(&mut md, results.serve.as_ref(), results.runner, out)?;
+    load(&mut md, results.load.as_ref(), results.runner, out)?;
     estimate(&mut md, results);
     if !results.failures.is_empty() {
         md.push_str("\n## Parts that failed\n\n");
@@ -149,12 +150,16 @@ fn summary(md: &mut String, r: &Results) {
         {
             let _ = writeln!(
                 md,
-                "| 4/5 | {what} | {:.0} % after {} rounds | **{}** (best, round {round} of {}) | {:.2} |",
+                "| 4/5 | {what} | {:.0} % after {} rounds | **{}** (best, round {round} of {}) | {} |",
                 paper::GLOBAL_ACCURACY_PCT,
                 paper::ROUNDS,
                 pct(acc),
                 x.history.iter().filter(|h| h.round > 0).count(),
-                f64::from(acc) * 100.0 / paper::GLOBAL_ACCURACY_PCT
+                ratio(
+                    f64::from(acc) * 100.0,
+                    paper::GLOBAL_ACCURACY_PCT,
+                    Better::Higher
+                )
             );
         }
     }
@@ -184,12 +189,17 @@ fn summary(md: &mut String, r: &Results) {
             if cold.is_finite() {
                 let _ = writeln!(
                     md,
-                    "| 7 | serving cold start to first reply, up to {} images, {} (slowest size) | about {:.0} s | **{}** | {} |",
+                    "| 7 | serving cold start to first reply{}, up to {} images, {} (slowest size) | about {:.0} s | **{}** | {} |",
+                    if r.runner == Runner::Processes {
+                        " (a process, not a container)"
+                    } else {
+                        ""
+                    },
                     paper::SERVE_UNDER_IMAGES,
                     codec.label(),
                     paper::SERVE_COLD_S,
                     secs(cold),
-                    ratio(cold, paper::SERVE_COLD_S)
+                    ratio(cold, paper::SERVE_COLD_S, Better::Lower)
                 );
             }
             if warm.is_finite() {
@@ -200,7 +210,7 @@ fn summary(md: &mut String, r: &Results) {
                     codec.label(),
                     paper::SERVE_WARM_S,
                     secs(warm),
-                    ratio(warm, paper::SERVE_WARM_S)
+                    ratio(warm, paper::SERVE_WARM_S, Better::Lower)
                 );
             }
         }
@@ -233,6 +243,18 @@ fn summary(md: &mut String, r: &Results) {
     }
 }
 
+/// Under a section whose instances ran as processes: what its container words mean then.
+fn runner_note(md: &mut String, runner: Runner) {
+    if runner == Runner::Processes {
+        md.push_str(
+            "**Processes, not containers** (no usable Docker engine or images; see *cold starts* \
+             at the top): below, a \"container\" is a child process of `repro` with the pod's \
+             thread count but no CPU or memory limit, \"docker run\" is starting that process, \
+             and there are no throttling counters.\n\n",
+        );
+    }
+}
+
 /// Seconds, with a unit that reads well.
 pub fn secs(s: f64) -> String {
     if !s.is_finite() {
@@ -241,15 +263,6 @@ pub fn secs(s: f64) -> String {
         format!("{:.1} ms", s * 1e3)
     } else {
         format!("{s:.2} s")
-    }
-}
-
-fn ratio(ours: f64, theirs: f64) -> String {
-    let r = ours / theirs;
-    if r < 1.0 {
-        format!("{r:.3} ({:.0}x faster)", 1.0 / r)
-    } else {
-        format!("{r:.2}")
     }
 }
 
@@ -400,12 +413,18 @@ fn short_label(run: &crate::plan::RoundsRun) -> String {
     )
 }
 
-fn train(md: &mut String, t: Option<&TrainResult>, out: &Path) -> anyhow::Result<()> {
+fn train(
+    md: &mut String,
+    t: Option<&TrainResult>,
+    runner: Runner,
+    out: &Path,
+) -> anyhow::Result<()> {
     md.push_str("\n## Figure 6: training-function response time against local epochs\n\n");
     let Some(t) = t else {
         md.push_str("Not run.\n");
         return Ok(());
     };
+    runner_note(md, runner);
     let _ = writeln!(
         md,
         "fn-train image `{}` under its pod limits (`docker run --cpus 1 --memory 200m`, read-only \
@@ -472,12 +491,18 @@ fn signed_secs(s: f64) -> String {
     }
 }
 
-fn serve(md: &mut String, s: Option<&ServeResult>, out: &Path) -> anyhow::Result<()> {
+fn serve(
+    md: &mut String,
+    s: Option<&ServeResult>,
+    runner: Runner,
+    out: &Path,
+) -> anyhow::Result<()> {
     md.push_str("\n## Figure 7: serving-function response time against images per request\n\n");
     let Some(s) = s else {
         md.push_str("Not run.\n");
         return Ok(());
     };
+    runner_note(md, runner);
     let _ = writeln!(
         md,
         "fn-serve image `{}` inside its pod limits (`docker run --cpus 0.4 --memory 100m`, \
@@ -580,12 +605,13 @@ fn bytes(n: usize) -> String {
     }
 }
 
-fn load(md: &mut String, l: Option<&LoadResult>, out: &Path) -> anyhow::Result<()> {
+fn load(md: &mut String, l: Option<&LoadResult>, runner: Runner, out: &Path) -> anyhow::Result<()> {
     md.push_str("\n## Load: fn-serve under a real HTTP load generator\n\n");
     let Some(l) = l else {
         md.push_str("Not run.\n");
         return Ok(());
     };
+    runner_note(md, runner);
     let _ = writeln!(
         md,
         "`{}` (the paper used Apache JMeter) on this machine's loopback against one fn-serve \
@@ -891,6 +917,7 @@ mod tests {
             load_start: [3.0, 2.0, 1.0],
             load_end: [0.5, 0.5, 0.5],
             isolation: "docker run".into(),
+            runner: Default::default(),
             rounds,
             train: Some(train),
             serve: Some(serve),
@@ -1005,10 +1032,10 @@ mod tests {
         summary(&mut md, &synthetic());
         // Best of the synthetic history: 94 % against the paper's 82 %.
         assert!(
-            md.contains("**94.00 %** (best, round 4 of 4) | 1.15 |"),
+            md.contains("**94.00 %** (best, round 4 of 4) | 1.15x (higher) |"),
             "{md}"
         );
         // Cold start up to 500 images: 0.3 + 0.5 = 0.8 s against 5 s.
-        assert!(md.contains("**800.0 ms** | 0.160 (6x faster)"), "{md}");
+        assert!(md.contains("**800.0 ms** | 0.16x (6.25x faster)"), "{md}");
     }
 }

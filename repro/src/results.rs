@@ -27,6 +27,9 @@ pub struct Results {
     pub load_end: [f64; 3],
     /// How the cold starts were made (`docker run` of which images, or processes).
     pub isolation: String,
+    /// Whether Figures 6, 7 and the load test ran in containers or processes.
+    #[serde(default)]
+    pub runner: Runner,
     /// Figures 4 and 5.
     pub rounds: Vec<RoundsResult>,
     /// Figure 6.
@@ -37,6 +40,17 @@ pub struct Results {
     pub load: Option<LoadResult>,
     /// Parts that failed, with the reason (the report says so instead of a figure).
     pub failures: Vec<(String, String)>,
+}
+
+/// Where the instances of Figures 6, 7 and the load test ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runner {
+    /// `docker run` of the fedge images under the pod limits.
+    #[default]
+    Containers,
+    /// Child processes of `repro`, without pod limits (no usable Docker engine or images).
+    Processes,
 }
 
 /// One federated run.

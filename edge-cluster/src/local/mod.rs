@@ -14,6 +14,7 @@
 mod args;
 pub mod report;
 pub mod serving;
+pub mod shards;
 pub mod spawn;
 
 use std::path::PathBuf;

@@ -66,11 +66,17 @@ pub async fn start(
     );
     let logs = args.out.join("logs");
     let t_nodes = Instant::now();
+    let sizes = tokio::task::spawn_blocking({
+        let (partition, dir) = (partition.clone(), mnist_dir.to_owned());
+        let (clients, seed, limit) = (args.clients, args.seed, args.shard_limit);
+        move || super::shards::registered_sizes(&partition, &dir, clients, seed, limit)
+    })
+    .await??;
     let (mut train_nodes, mut clients) = (Vec::new(), Vec::new());
-    for i in 0..args.clients {
-        let (node, client) = start_train_node(args, i, partition, mnist_dir, &logs).await?;
+    for (i, &size) in sizes.iter().enumerate() {
+        let (node, client) = start_train_node(args, i, size, partition, mnist_dir, &logs).await?;
         println!(
-            "  {}: {} (pid {})",
+            "  {}: {} (pid {}, registered with {size} examples)",
             client.id,
             node.url,
             node.pid().unwrap_or(0)
@@ -103,10 +109,12 @@ pub async fn start(
     })
 }
 
-/// fn-train node `index` with a fresh bearer token and its share of this machine's cores.
+/// fn-train node `index` with a fresh bearer token and its share of this machine's cores,
+/// registered with its shard of `examples`.
 async fn start_train_node(
     args: &LocalArgs,
     index: usize,
+    examples: u64,
     partition: &PartitionSource,
     mnist_dir: &Path,
     logs: &Path,
@@ -153,7 +161,7 @@ async fn start_train_node(
         url: node.url.clone(),
         token: Some(token),
         transport: args.transport,
-        num_examples: None,
+        num_examples: Some(examples),
     };
     Ok((node, client))
 }

@@ -32,13 +32,19 @@ async fn run_local(args: &[&str]) -> (bool, String) {
 async fn local_runs_rounds_and_serves_the_result_on_a_partition_file() {
     let dir = tempfile::tempdir().unwrap();
     let split = dir.path().join("split.json");
-    let lists: Vec<Vec<usize>> = vec![(0..300).collect(), (300..700).collect()];
+    // Shards of very different sizes (as a skewed split makes): each node is registered
+    // with its own, so the largest keeps its weight (no cap relative to the median claim).
+    let lists: Vec<Vec<usize>> = vec![
+        (0..300).collect(),
+        (300..700).collect(),
+        (700..2200).collect(),
+    ];
     std::fs::write(&split, serde_json::to_vec(&lists).unwrap()).unwrap();
     let out = dir.path().join("out");
     let partition = format!("file:{}", split.display());
     let (ok, stderr) = run_local(&[
         "--clients",
-        "2",
+        "3",
         "--rounds",
         "2",
         "--partition",
@@ -66,7 +72,11 @@ async fn local_runs_rounds_and_serves_the_result_on_a_partition_file() {
             .iter()
             .map(|c| c["num_examples"].as_u64().unwrap())
             .collect();
-        assert_eq!(examples, vec![300, 400], "{r:#}");
+        assert_eq!(examples, vec![300, 400, 1500], "{r:#}");
+        for c in r["clients"].as_array().unwrap() {
+            assert_eq!(c["status"], "accepted", "{r:#}");
+            assert!(c.get("weight").is_none(), "weight capped: {r:#}");
+        }
     }
     let last = &rounds[1]["global"];
     assert_eq!(last["examples"], 500);

@@ -203,3 +203,99 @@ fn futures_stream(
         data.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
     futures_util::stream::iter(chunks)
 }
+
+/// Issue 13: "a V2 request whose datatype says FP32 while its data is UINT8-shaped is
+/// accepted". FP32 pixels are pixel / 255 in [0, 1]; real images sent as 0..255 integers (or
+/// their raw bytes) under FP32 must get a 400 naming why, never a 500 or a prediction made
+/// from misread pixels. Real MNIST images (the blank border comes first: the first pixel
+/// above 1 decides).
+#[tokio::test]
+async fn fp32_declared_over_uint8_shaped_data_is_refused_with_a_reason() {
+    let s = Server::start(|c| c.max_body_bytes = 4 * 1024 * 1024).await;
+    let images = crate::common::mnist_images(4);
+    let one = &images[..784];
+    let first_bright = one.iter().position(|&p| p > 1).unwrap();
+    let ints = json!(one);
+    let json_cases = [
+        (
+            "datatype before data",
+            json!({"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": ints}]}),
+        ),
+        (
+            "data before datatype",
+            json!({"inputs": [{"data": ints, "name": "input", "shape": [1, 784], "datatype": "FP32"}]}),
+        ),
+        (
+            "nested data, 4-d shape",
+            json!({"inputs": [{"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32",
+            "data": one.chunks(28).map(|r| json!(r)).collect::<Vec<_>>()}]}),
+        ),
+        (
+            "four images",
+            json!({"inputs": [{"name": "input", "shape": [4, 784], "datatype": "FP32", "data": json!(images)}]}),
+        ),
+    ];
+    for (what, body) in json_cases {
+        let (st, v) = s.post_json(INFER, body.to_string()).await;
+        assert_eq!(st, 400, "{what}: {v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(
+            msg.contains("[0, 1]") && msg.contains(&format!("element {first_bright} ")),
+            "{what}: {msg:?}"
+        );
+    }
+
+    // Binary: the UINT8 byte count under FP32, declared or not, and the bytes of four UINT8
+    // images under an FP32 shape of one image (the byte counts then agree).
+    let binary = |size: Option<usize>, shape: [usize; 2], payload: &[u8]| {
+        let mut input = json!({"name": "input", "shape": shape, "datatype": "FP32"});
+        if let Some(n) = size {
+            input["parameters"] = json!({"binary_data_size": n});
+        }
+        let header = json!({"inputs": [input]}).to_string();
+        let mut body = header.clone().into_bytes();
+        body.extend_from_slice(payload);
+        (header.len(), body)
+    };
+    let binary_cases = [
+        (
+            "UINT8 byte count declared",
+            binary(Some(784), [1, 784], one),
+            "needs 3136",
+        ),
+        (
+            "UINT8 bytes, size undeclared",
+            binary(None, [1, 784], one),
+            "no \"data\"",
+        ),
+        (
+            "four UINT8 images as one FP32 image",
+            binary(Some(3136), [1, 784], &images),
+            "[0, 1]",
+        ),
+    ];
+    for (what, (header_len, body), reason) in binary_cases {
+        let r = s
+            .client
+            .post(s.url(INFER))
+            .header("inference-header-content-length", header_len)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{what}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.contains(reason), "{what}: {msg:?} lacks {reason:?}");
+    }
+
+    // The same pixels as UINT8 are served, so the refusals above are about the datatype.
+    let (st, v) = s
+        .post_json(INFER, input(json!([1, 784]), "UINT8", ints.clone()))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let text = s.metrics_text().await;
+    assert!(text.contains("fn_serve_inflight_input_bytes 0"), "{text}");
+    s.stop().await;
+}

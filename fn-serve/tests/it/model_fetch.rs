@@ -120,3 +120,40 @@ async fn a_model_body_over_the_cap_is_refused_early_and_the_current_model_stays(
         "{entries:?}"
     );
 }
+
+#[tokio::test]
+async fn part_files_of_downloads_killed_midway_are_removed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.safetensors");
+    write_model(&model, 1, 1);
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    // A writer that has exited (as after a kill -9 mid-download).
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let stale = [
+        format!(".download-{gone_pid}-0.part"),
+        // This process's pid: a restarted container gets the same one.
+        format!(".download-{}-3.part", std::process::id()),
+    ];
+    // A download of another live process (same cache folder), a cached model, a foreign file.
+    let kept = [
+        format!(".download-{}-0.part", std::os::unix::process::parent_id()),
+        "mnist-v3.safetensors".to_string(),
+        "notes.part".to_string(),
+    ];
+    for name in stale.iter().chain(&kept) {
+        std::fs::write(cache.join(name), vec![0u8; 4096]).unwrap();
+    }
+
+    let mut cfg = fn_serve::Config::for_model(model.to_str().unwrap());
+    cfg.cache_dir = cache.clone();
+    cfg.threads = 1;
+    let state = fn_serve::AppState::new(cfg).unwrap();
+
+    let mut want: Vec<String> = kept.to_vec();
+    want.sort();
+    assert_eq!(cache_entries(&cache), want);
+    state.compute().shutdown();
+}
