@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The aarch64 (NEON) build of conv-kernels and engine, tested under qemu-user: the portable
-# tier is `wide::f32x4`, i.e. NEON on aarch64, and the x86 tiers are compiled out there, so
-# this is the tier an ARM edge board (Raspberry Pi 4/5, Graviton) runs.
+# The aarch64 (NEON) build of conv-kernels and engine, tested under qemu-user: the NEON tier
+# (`simd/aarch64.rs`, core::arch intrinsics with FMA) is the best tier there and what an ARM
+# edge board (Raspberry Pi 4/5, Graviton) runs; the portable tier (`wide::f32x4`) is tested
+# beside it; the x86 tiers are compiled out.
 #
 # Idempotent: installs the cross linker, qemu-user and the Rust target only if missing.
 # Proptest cases are cut (PROPTEST_CASES, default 16) because qemu runs the tests ~10-30x
@@ -24,8 +25,10 @@ QEMU="$(command -v qemu-aarch64 || command -v qemu-aarch64-static)"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$QEMU -L /usr/aarch64-linux-gnu"
 export PROPTEST_CASES="${PROPTEST_CASES:-16}"
-# No AVX2 on this target: the x86 requirement does not apply to the aarch64 run.
-unset FEDGE_REQUIRE_AVX2
+# No AVX2 or AVX-512 on this target: the x86 requirements do not apply to the aarch64 run.
+unset FEDGE_REQUIRE_AVX2 FEDGE_REQUIRE_AVX512
+# The NEON tier must be there (and tested): it is what ARM boards run.
+export FEDGE_REQUIRE_NEON=1
 
 echo "== cargo test --target aarch64-unknown-linux-gnu -p conv-kernels -p engine (under $QEMU)"
 cargo test --target aarch64-unknown-linux-gnu -p conv-kernels -p engine

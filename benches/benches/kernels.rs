@@ -1,10 +1,13 @@
-//! Kernel benchmarks: the Table 1 layer shapes at batch 64 on one thread, with the naive
+//! Kernel benchmarks: the Table 1 layer shapes on one thread, on **every SIMD tier the CPU
+//! has** (`<kernel>/<tier>/...`, the tiers of one kernel back to back), with the naive
 //! reference kernels beside them, `matrixmultiply::sgemm` on a 512 cube as the practical
 //! GEMM line and the FMA probe (`fma_peak/<tier>`) as the machine's one-core arithmetic peak.
 //! Throughput is in FLOPs (criterion prints GFLOP/s as "Gelem/s"), so a kernel's ratio to
-//! `fma_peak/avx2` is its fraction of this CPU's peak.
+//! `fma_peak/<tier>` is its fraction of this CPU's peak on that tier. The conv forward runs
+//! every algorithm at batch 1 and 64 per tier: the figures `ConvAlgo::Auto` chooses by.
 //!
 //! Run: `FEDGE_THREADS=1 taskset -c 1 cargo bench -p benches --bench kernels`
+//! (append `-- '(portable|avx2|avx512)'` to skip the slow naive references).
 //!
 //! Time is the benchmark thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall
 //! time: the 2-core machine is shared with other builds, and time slices spent on other
@@ -13,8 +16,8 @@
 
 use conv_kernels::gemm::{MatMut, MatRef, sgemm};
 use conv_kernels::{
-    Activation, Conv2dGeometry, ConvAlgo, DenseGeometry, Isa, Kernels, Padding, Pool2dGeometry,
-    conv2d, conv2d_scratch_len, dense, kernels, pool,
+    Activation, Conv2dGeometry, ConvAlgo, DenseGeometry, Kernels, Padding, Pool2dGeometry, conv2d,
+    conv2d_scratch_len, dense, pool,
 };
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -99,18 +102,23 @@ fn values(seed: u32, len: usize) -> Vec<f32> {
         .collect()
 }
 
-/// The conv layers of Table 1 at batch 64.
-fn conv_shapes() -> [(&'static str, Conv2dGeometry); 2] {
+/// The conv layers of Table 1 at batch `n`.
+fn conv_shapes(n: usize) -> [(&'static str, Conv2dGeometry); 2] {
     [
         (
             "conv1",
-            Conv2dGeometry::new(BATCH, 1, 28, 28, 32, 5, 5, Padding::Valid).unwrap(),
+            Conv2dGeometry::new(n, 1, 28, 28, 32, 5, 5, Padding::Valid).unwrap(),
         ),
         (
             "conv2",
-            Conv2dGeometry::new(BATCH, 32, 12, 12, 64, 5, 5, Padding::Valid).unwrap(),
+            Conv2dGeometry::new(n, 32, 12, 12, 64, 5, 5, Padding::Valid).unwrap(),
         ),
     ]
+}
+
+/// Every tier this CPU has, narrowest first.
+fn tiers() -> Vec<&'static Kernels> {
+    Kernels::available().collect()
 }
 
 fn conv_flops(g: &Conv2dGeometry) -> u64 {
@@ -141,10 +149,8 @@ fn configure(c: &mut Criterion<ThreadCpu>) -> criterion::BenchmarkGroup<'_, Thre
 fn bench_peak(c: &mut Criterion<ThreadCpu>) {
     let mut grp = configure(c);
     const ITERS: usize = 1_000_000;
-    for isa in [Isa::Portable, Isa::Avx2Fma] {
-        let Some(k) = Kernels::for_isa(isa) else {
-            continue;
-        };
+    for k in tiers() {
+        let isa = k.isa();
         grp.throughput(Throughput::Elements(k.fma_probe_flops(ITERS)));
         grp.bench_function(BenchmarkId::new("fma_peak", isa.name()), |bch| {
             bch.iter(|| black_box(k.fma_probe(ITERS)))
@@ -183,53 +189,142 @@ fn bench_sgemm(c: &mut Criterion<ThreadCpu>) {
     grp.finish();
 }
 
-fn bench_conv(c: &mut Criterion<ThreadCpu>) {
+/// Batches the conv forward runs at: 1 (latency), 8, 32 (the engine's inference
+/// micro-batch) and 64 (training).
+const FORWARD_BATCHES: [usize; 4] = [1, 8, 32, BATCH];
+
+/// Every conv forward algorithm on every tier and batch of [`FORWARD_BATCHES`]:
+/// `conv<i>_forward_b<n>/<tier>/<algo>`, the figures `ConvAlgo::Auto` chooses by.
+fn bench_conv_forward(c: &mut Criterion<ThreadCpu>) {
     let mut grp = configure(c);
-    for (name, g) in conv_shapes() {
+    for n in FORWARD_BATCHES {
+        for (name, g) in conv_shapes(n) {
+            let x = values(3, g.input_len());
+            let w = values(4, g.weight_len());
+            let b = values(5, g.out_channels);
+            let mut out = vec![0.0; g.output_len()];
+            let mut scratch = vec![0.0; conv2d_scratch_len(&g)];
+            grp.throughput(Throughput::Elements(conv_flops(&g)));
+            // Winograd's figure counts the direct convolution's FLOPs (what it replaces), so
+            // it can exceed the FMA peak: it does 2.78x fewer multiplies.
+            for algo in [ConvAlgo::Im2colGemm, ConvAlgo::Direct, ConvAlgo::Winograd] {
+                for k in tiers() {
+                    grp.bench_function(
+                        BenchmarkId::new(
+                            format!("{name}_forward_b{n}/{}", k.isa().name()),
+                            format!("{algo:?}"),
+                        ),
+                        |bch| {
+                            bch.iter(|| {
+                                k.conv2d_forward(
+                                    &g,
+                                    algo,
+                                    &x,
+                                    &w,
+                                    Some(&b),
+                                    Activation::Relu,
+                                    &mut out,
+                                    &mut scratch,
+                                )
+                                .unwrap()
+                            })
+                        },
+                    );
+                }
+            }
+            if n == BATCH {
+                grp.bench_function(
+                    BenchmarkId::new(format!("{name}_forward_b{n}"), "reference"),
+                    |bch| {
+                        bch.iter(|| {
+                            conv2d::reference::conv2d_forward(&g, &x, &w, Some(&b), true, &mut out)
+                        })
+                    },
+                );
+            }
+        }
+    }
+    grp.finish();
+}
+
+/// conv2 followed by its 2x2 max-pool, as inference runs it: im2col conv then the pool
+/// kernel, Winograd conv then the pool kernel, and the fused Winograd conv + pool
+/// (`conv2_forward_pool_b<n>/<tier>/<path>`; FLOPs are the conv's).
+fn bench_conv_pool(c: &mut Criterion<ThreadCpu>) {
+    let mut grp = configure(c);
+    for n in FORWARD_BATCHES {
+        let (_, g) = conv_shapes(n)[1];
+        let p = Pool2dGeometry::two_by_two(n, g.out_channels, g.out_h, g.out_w).unwrap();
         let x = values(3, g.input_len());
         let w = values(4, g.weight_len());
         let b = values(5, g.out_channels);
+        let mut full = vec![0.0; g.output_len()];
+        let mut pooled = vec![0.0; p.output_len()];
+        let mut argmax = vec![0u32; p.output_len()];
+        let mut scratch = vec![0.0; conv2d_scratch_len(&g)];
+        grp.throughput(Throughput::Elements(conv_flops(&g)));
+        for path in ["Im2colGemm+pool", "Winograd+pool", "Winograd_fused"] {
+            for k in tiers() {
+                grp.bench_function(
+                    BenchmarkId::new(format!("conv2_forward_pool_b{n}/{}", k.isa().name()), path),
+                    |bch| {
+                        bch.iter(|| {
+                            let algo = match path {
+                                "Im2colGemm+pool" => ConvAlgo::Im2colGemm,
+                                "Winograd+pool" => ConvAlgo::Winograd,
+                                _ => {
+                                    return k
+                                        .conv2d_forward_maxpool2x2(
+                                            &g,
+                                            &x,
+                                            &w,
+                                            Some(&b),
+                                            Activation::Relu,
+                                            &mut pooled,
+                                            &mut scratch,
+                                        )
+                                        .unwrap();
+                                }
+                            };
+                            k.conv2d_forward(
+                                &g,
+                                algo,
+                                &x,
+                                &w,
+                                Some(&b),
+                                Activation::Relu,
+                                &mut full,
+                                &mut scratch,
+                            )
+                            .unwrap();
+                            k.maxpool2d_forward(&p, &full, &mut pooled, &mut argmax)
+                                .unwrap();
+                        })
+                    },
+                );
+            }
+        }
+    }
+    grp.finish();
+}
+
+/// The conv gradients at batch 64, every tier: `conv<i>_backward*/<tier>`.
+fn bench_conv_backward(c: &mut Criterion<ThreadCpu>) {
+    let mut grp = configure(c);
+    for (name, g) in conv_shapes(BATCH) {
+        let x = values(3, g.input_len());
+        let w = values(4, g.weight_len());
         let dy = values(6, g.output_len());
-        let mut out = vec![0.0; g.output_len()];
         let mut dx = vec![0.0; g.input_len()];
         let mut dw = vec![0.0; g.weight_len()];
         let mut db = vec![0.0; g.out_channels];
         let mut scratch = vec![0.0; conv2d_scratch_len(&g)];
-        let k = kernels();
-        grp.throughput(Throughput::Elements(conv_flops(&g)));
-        // Winograd's figure counts the direct convolution's FLOPs (what it replaces), so it
-        // can exceed the FMA peak: it does 2.78x fewer multiplies.
-        for algo in [ConvAlgo::Im2colGemm, ConvAlgo::Direct, ConvAlgo::Winograd] {
-            grp.bench_function(
-                BenchmarkId::new(format!("{name}_forward"), format!("{algo:?}")),
-                |bch| {
-                    bch.iter(|| {
-                        k.conv2d_forward(
-                            &g,
-                            algo,
-                            &x,
-                            &w,
-                            Some(&b),
-                            Activation::Relu,
-                            &mut out,
-                            &mut scratch,
-                        )
-                        .unwrap()
-                    })
-                },
-            );
-        }
-        grp.bench_function(
-            BenchmarkId::new(format!("{name}_forward"), "reference"),
-            |bch| {
-                bch.iter(|| conv2d::reference::conv2d_forward(&g, &x, &w, Some(&b), true, &mut out))
-            },
-        );
-        // Backward = input gradient + weight gradient + bias gradient: twice the forward FLOPs.
-        grp.throughput(Throughput::Elements(2 * conv_flops(&g)));
-        grp.bench_function(
-            BenchmarkId::new(format!("{name}_backward"), "fast"),
-            |bch| {
+        for k in tiers() {
+            let tier = k.isa().name();
+            // Backward = input gradient + weight gradient + bias gradient: twice the forward
+            // FLOPs.
+            grp.throughput(Throughput::Elements(2 * conv_flops(&g)));
+            grp.bench_function(BenchmarkId::new(format!("{name}_backward"), tier), |bch| {
                 bch.iter(|| {
                     (|| -> conv_kernels::Result<()> {
                         k.conv2d_backward_input(&g, &dy, &w, &mut dx, &mut scratch)?;
@@ -238,27 +333,27 @@ fn bench_conv(c: &mut Criterion<ThreadCpu>) {
                     })()
                     .unwrap()
                 })
-            },
-        );
-        grp.throughput(Throughput::Elements(conv_flops(&g)));
-        grp.bench_function(
-            BenchmarkId::new(format!("{name}_backward_input"), "fast"),
-            |bch| {
-                bch.iter(|| {
-                    k.conv2d_backward_input(&g, &dy, &w, &mut dx, &mut scratch)
-                        .unwrap()
-                })
-            },
-        );
-        grp.bench_function(
-            BenchmarkId::new(format!("{name}_backward_weight"), "fast"),
-            |bch| {
-                bch.iter(|| {
-                    k.conv2d_backward_weight(&g, &x, &dy, &mut dw, &mut scratch)
-                        .unwrap()
-                })
-            },
-        );
+            });
+            grp.throughput(Throughput::Elements(conv_flops(&g)));
+            grp.bench_function(
+                BenchmarkId::new(format!("{name}_backward_input"), tier),
+                |bch| {
+                    bch.iter(|| {
+                        k.conv2d_backward_input(&g, &dy, &w, &mut dx, &mut scratch)
+                            .unwrap()
+                    })
+                },
+            );
+            grp.bench_function(
+                BenchmarkId::new(format!("{name}_backward_weight"), tier),
+                |bch| {
+                    bch.iter(|| {
+                        k.conv2d_backward_weight(&g, &x, &dy, &mut dw, &mut scratch)
+                            .unwrap()
+                    })
+                },
+            );
+        }
         grp.throughput(Throughput::Elements(2 * conv_flops(&g)));
         grp.bench_function(
             BenchmarkId::new(format!("{name}_backward"), "reference"),
@@ -285,29 +380,32 @@ fn bench_dense_pool(c: &mut Criterion<ThreadCpu>) {
     let mut dx = vec![0.0; g.input_len()];
     let mut dw = vec![0.0; g.weight_len()];
     let mut db = vec![0.0; g.out_features];
-    let k = kernels();
     let flops = (2 * g.batch * g.in_features * g.out_features) as u64;
     grp.throughput(Throughput::Elements(flops));
-    grp.bench_function(BenchmarkId::new("fc1_forward", "fast"), |bch| {
-        bch.iter(|| {
-            k.dense_forward(&g, &x, &w, Some(&b), Activation::Relu, &mut y)
-                .unwrap()
-        })
-    });
+    for k in tiers() {
+        grp.bench_function(BenchmarkId::new("fc1_forward", k.isa().name()), |bch| {
+            bch.iter(|| {
+                k.dense_forward(&g, &x, &w, Some(&b), Activation::Relu, &mut y)
+                    .unwrap()
+            })
+        });
+    }
     grp.bench_function(BenchmarkId::new("fc1_forward", "reference"), |bch| {
         bch.iter(|| dense::reference::dense_forward(&g, &x, &w, Some(&b), true, &mut y))
     });
     grp.throughput(Throughput::Elements(2 * flops));
-    grp.bench_function(BenchmarkId::new("fc1_backward", "fast"), |bch| {
-        bch.iter(|| {
-            (|| -> conv_kernels::Result<()> {
-                k.dense_backward_input(&g, &dy, &w, &mut dx)?;
-                k.dense_backward_weight(&g, &x, &dy, &mut dw)?;
-                k.dense_backward_bias(&g, &dy, &mut db)
-            })()
-            .unwrap()
-        })
-    });
+    for k in tiers() {
+        grp.bench_function(BenchmarkId::new("fc1_backward", k.isa().name()), |bch| {
+            bch.iter(|| {
+                (|| -> conv_kernels::Result<()> {
+                    k.dense_backward_input(&g, &dy, &w, &mut dx)?;
+                    k.dense_backward_weight(&g, &x, &dy, &mut dw)?;
+                    k.dense_backward_bias(&g, &dy, &mut db)
+                })()
+                .unwrap()
+            })
+        });
+    }
     grp.bench_function(BenchmarkId::new("fc1_backward", "reference"), |bch| {
         bch.iter(|| {
             dense::reference::dense_backward_input(&g, &dy, &w, &mut dx);
@@ -324,15 +422,19 @@ fn bench_dense_pool(c: &mut Criterion<ThreadCpu>) {
     let mut pa = vec![0u32; p.output_len()];
     let mut pdx = vec![0.0; p.input_len()];
     grp.throughput(Throughput::Elements(p.input_len() as u64));
-    grp.bench_function(BenchmarkId::new("pool1_forward", "fast"), |bch| {
-        bch.iter(|| k.maxpool2d_forward(&p, &px, &mut po, &mut pa).unwrap())
-    });
+    for k in tiers() {
+        grp.bench_function(BenchmarkId::new("pool1_forward", k.isa().name()), |bch| {
+            bch.iter(|| k.maxpool2d_forward(&p, &px, &mut po, &mut pa).unwrap())
+        });
+    }
     grp.bench_function(BenchmarkId::new("pool1_forward", "reference"), |bch| {
         bch.iter(|| pool::reference::maxpool2d_forward(&p, &px, &mut po, &mut pa))
     });
-    grp.bench_function(BenchmarkId::new("pool1_backward", "fast"), |bch| {
-        bch.iter(|| k.maxpool2d_backward(&p, &pdy, &pa, &mut pdx).unwrap())
-    });
+    for k in tiers() {
+        grp.bench_function(BenchmarkId::new("pool1_backward", k.isa().name()), |bch| {
+            bch.iter(|| k.maxpool2d_backward(&p, &pdy, &pa, &mut pdx).unwrap())
+        });
+    }
     grp.finish();
 }
 
@@ -341,7 +443,6 @@ fn bench_dense_pool(c: &mut Criterion<ThreadCpu>) {
 /// threshold.
 fn bench_dense_small(c: &mut Criterion<ThreadCpu>) {
     let mut grp = configure(c);
-    let k = kernels();
     for n in [1usize, 2, 4, 6, 8] {
         let g = DenseGeometry::new(n, 1024, 256).unwrap();
         let x = values(13, g.input_len());
@@ -349,15 +450,20 @@ fn bench_dense_small(c: &mut Criterion<ThreadCpu>) {
         let b = values(15, g.out_features);
         let mut y = vec![0.0; g.output_len()];
         grp.throughput(Throughput::Elements((2 * n * 1024 * 256) as u64));
-        grp.bench_function(
-            BenchmarkId::new("fc1_forward_small/dense_forward", n),
-            |bch| {
-                bch.iter(|| {
-                    k.dense_forward(&g, &x, &w, Some(&b), Activation::Relu, &mut y)
-                        .unwrap()
-                })
-            },
-        );
+        for k in tiers() {
+            grp.bench_function(
+                BenchmarkId::new(
+                    format!("fc1_forward_small/dense_forward/{}", k.isa().name()),
+                    n,
+                ),
+                |bch| {
+                    bch.iter(|| {
+                        k.dense_forward(&g, &x, &w, Some(&b), Activation::Relu, &mut y)
+                            .unwrap()
+                    })
+                },
+            );
+        }
         grp.bench_function(BenchmarkId::new("fc1_forward_small/sgemm", n), |bch| {
             bch.iter(|| {
                 sgemm(
@@ -381,6 +487,8 @@ fn bench_dense_small(c: &mut Criterion<ThreadCpu>) {
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpu);
-    targets = bench_peak, bench_sgemm, bench_conv, bench_dense_pool, bench_dense_small
+    targets = bench_peak, bench_sgemm, bench_conv_forward, bench_conv_pool, bench_conv_backward,
+        bench_dense_pool,
+        bench_dense_small
 }
 criterion_main!(benches);

@@ -1,16 +1,16 @@
 //! Runtime CPU dispatch: the [`Isa`] tiers, the one list of per-tier kernels, and the
 //! [`Kernels`] table of safe fn pointers.
 //!
-//! Every dispatched kernel is named once, in [`with_kernel_list!`]: entry name, the generic
+//! Every dispatched kernel is named once, in `with_kernel_list!`: entry name, the generic
 //! algorithm (`unsafe fn f<V: F32Vec>`), and its signature. That list declares the fields of
 //! [`Kernels`], and each tier's own module instantiates it for its vector type
-//! (`simd/portable.rs`, `simd/x86_64/avx2.rs`, `simd/x86_64/avx512.rs`: each a `table()`
-//! calling [`crate::simd::tier_table!`]); a tier with a kernel of its own overrides that
-//! entry there. Adding a kernel is one line here; adding a tier is one module and one
+//! (`simd/portable.rs`, `simd/aarch64.rs`, `simd/x86_64/avx2.rs`, `simd/x86_64/avx512.rs`:
+//! each a `table()` calling `simd::tier_table!`); a tier with a kernel of its own overrides
+//! that entry there. Adding a kernel is one line here; adding a tier is one module and one
 //! [`Isa`] variant.
 //!
 //! The process-wide choice is made once ([`kernels`], a `LazyLock`) and logged once at info
-//! level. `FEDGE_SIMD=portable|avx2|avx512` forces a tier; forcing one the CPU lacks is
+//! level. `FEDGE_SIMD=portable|neon|avx2|avx512` forces a tier; forcing one the CPU lacks is
 //! refused with a warning and the best detected tier runs instead: the same binary runs
 //! everywhere. Tests and benches can hold every available tier at once with
 //! [`Kernels::for_isa`].
@@ -26,6 +26,8 @@ use std::sync::LazyLock;
 pub enum Isa {
     /// Baseline SIMD of the target (`wide::f32x4`: SSE2 on x86_64, NEON on aarch64).
     Portable,
+    /// aarch64 NEON intrinsics, 4 lanes, fused multiply-add (baseline on aarch64).
+    Neon,
     /// x86_64 AVX2 + FMA, 8 lanes, fused multiply-add.
     Avx2Fma,
     /// x86_64 AVX-512F (with AVX2 + FMA), 16 lanes, fused multiply-add.
@@ -34,7 +36,7 @@ pub enum Isa {
 
 impl Isa {
     /// Every tier, narrowest first (the last available one is the best).
-    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2Fma, Isa::Avx512];
+    pub const ALL: [Isa; 4] = [Isa::Portable, Isa::Neon, Isa::Avx2Fma, Isa::Avx512];
 
     /// Whether this CPU can run the tier.
     pub fn is_available(self) -> bool {
@@ -44,6 +46,7 @@ impl Isa {
         let (avx2_fma_detected, avx512_detected) = (|| false, || false);
         match self {
             Isa::Portable => true,
+            Isa::Neon => cfg!(target_arch = "aarch64"),
             Isa::Avx2Fma => avx2_fma_detected(),
             Isa::Avx512 => avx512_detected(),
         }
@@ -52,6 +55,7 @@ impl Isa {
     pub fn name(self) -> &'static str {
         match self {
             Isa::Portable => "portable",
+            Isa::Neon => "neon",
             Isa::Avx2Fma => "avx2",
             Isa::Avx512 => "avx512",
         }
@@ -59,7 +63,7 @@ impl Isa {
     /// f32 lanes per vector of the tier.
     pub fn lanes(self) -> usize {
         match self {
-            Isa::Portable => 4,
+            Isa::Portable | Isa::Neon => 4,
             Isa::Avx2Fma => 8,
             Isa::Avx512 => 16,
         }
@@ -129,6 +133,7 @@ impl Kernels {
     pub fn for_isa(isa: Isa) -> Option<&'static Kernels> {
         match isa {
             Isa::Portable => Some(&PORTABLE),
+            Isa::Neon => NEON.as_ref(),
             Isa::Avx2Fma => AVX2.as_ref(),
             Isa::Avx512 => AVX512.as_ref(),
         }
@@ -146,6 +151,14 @@ impl Kernels {
 }
 
 static PORTABLE: LazyLock<Kernels> = LazyLock::new(crate::simd::portable::table);
+
+static NEON: LazyLock<Option<Kernels>> = LazyLock::new(|| {
+    #[cfg(target_arch = "aarch64")]
+    let table = Some(crate::simd::aarch64::table());
+    #[cfg(not(target_arch = "aarch64"))]
+    let table = None;
+    table
+});
 
 static AVX2: LazyLock<Option<Kernels>> = LazyLock::new(|| {
     #[cfg(target_arch = "x86_64")]
@@ -203,7 +216,7 @@ fn select() -> &'static Kernels {
         ),
         Choice::UnknownValue => tracing::warn!(
             value,
-            "FEDGE_SIMD must be `portable`, `avx2` or `avx512`; ignored"
+            "FEDGE_SIMD must be `portable`, `neon`, `avx2` or `avx512`; ignored"
         ),
         Choice::BestDetected | Choice::Forced => {}
     }
@@ -234,9 +247,17 @@ mod tests {
 
     #[test]
     fn fedge_simd_override_is_honoured_or_refused() {
-        let all = |_: Isa| true;
-        let no512 = |i: Isa| i != Isa::Avx512;
+        let all = |i: Isa| i != Isa::Neon;
+        let no512 = |i: Isa| i != Isa::Avx512 && i != Isa::Neon;
         let none = |i: Isa| i == Isa::Portable;
+        let arm = |i: Isa| i == Isa::Portable || i == Isa::Neon;
+        assert_eq!(choose(None, arm), (Isa::Neon, Choice::BestDetected));
+        assert_eq!(
+            choose(Some("portable"), arm),
+            (Isa::Portable, Choice::Forced)
+        );
+        assert_eq!(choose(Some("avx2"), arm), (Isa::Neon, Choice::Refused));
+        assert_eq!(choose(Some("neon"), no512), (Isa::Avx2Fma, Choice::Refused));
         assert_eq!(choose(None, all), (Isa::Avx512, Choice::BestDetected));
         assert_eq!(
             choose(Some(""), no512),

@@ -36,15 +36,16 @@
 //! the small-batch dense GEMV ([`dense::GEMV_MAX_BATCH`]) run on the dispatched SIMD tier.
 //!
 //! ## SIMD dispatch
-//! [`dispatch`] holds three tiers: `Portable` (`wide::f32x4`: SSE2 on x86_64, NEON on
-//! aarch64), `Avx2Fma` (8 lanes, `core::arch` intrinsics inside
-//! `#[target_feature(enable = "avx2,fma")]` fns) and `Avx512` (16 lanes, AVX-512F, compiled
-//! with AVX2+FMA too). Each algorithm is written once, generic over a small vector trait; the
-//! dispatched kernels are listed once in [`dispatch`] and each tier's module instantiates the
-//! list for its vector type. The best detected tier is chosen once, logged once (tracing,
-//! info), and can be forced with **`FEDGE_SIMD=portable|avx2|avx512`**; forcing a tier the
-//! CPU lacks is refused with a warning and the best detected tier runs. The same binary runs
-//! on any x86_64 or aarch64 CPU.
+//! [`dispatch`] holds four tiers: `Portable` (`wide::f32x4`: SSE2 on x86_64, NEON on
+//! aarch64), `Neon` (aarch64, 4 lanes of `core::arch::aarch64` intrinsics with FMA),
+//! `Avx2Fma` (8 lanes, `core::arch` intrinsics inside `#[target_feature(enable =
+//! "avx2,fma")]` fns) and `Avx512` (16 lanes, AVX-512F, compiled with AVX2+FMA too). Each
+//! algorithm is written once, generic over a small vector trait; the dispatched kernels are
+//! listed once in [`dispatch`] and each tier's module instantiates the list for its vector
+//! type. The best detected tier is chosen once, logged once (tracing, info), and can be
+//! forced with **`FEDGE_SIMD=portable|neon|avx2|avx512`**; forcing a tier the CPU lacks is
+//! refused with a warning and the best detected tier runs. The same binary runs on any
+//! x86_64 or aarch64 CPU.
 //!
 //! ## Threads and determinism
 //! [`threads`] sizes parallelism from **`FEDGE_THREADS`** or
@@ -68,10 +69,11 @@
 //! ## Environment variables
 //! | variable | effect |
 //! |---|---|
-//! | `FEDGE_SIMD` | `portable`, `avx2` or `avx512`: force a tier (read once) |
+//! | `FEDGE_SIMD` | `portable`, `neon`, `avx2` or `avx512`: force a tier (read once) |
 //! | `FEDGE_THREADS` | positive integer: thread budget (read once) |
 //! | `FEDGE_REQUIRE_AVX2` | tests only: `1` turns "AVX2 missing, tier skipped" into a failure |
 //! | `FEDGE_REQUIRE_AVX512` | tests only: `1` turns "AVX-512 missing, tier skipped" into a failure |
+//! | `FEDGE_REQUIRE_NEON` | tests only: `1` turns "NEON missing, tier skipped" into a failure (`.ci/aarch64.sh`) |
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

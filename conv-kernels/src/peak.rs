@@ -4,7 +4,10 @@
 //!
 //! Twelve accumulators, each updated by one fused multiply-add per iteration, hide the FMA
 //! latency (4-5 cycles) behind the two FMA pipes of current x86 and ARM cores. The chains
-//! never touch memory, so the rate is the arithmetic ceiling of the tier.
+//! never touch memory, so the rate is the arithmetic ceiling of the tier. Compare tiers by
+//! this figure, not by their lane counts: on AMD Zen 4 a 512-bit FMA runs as two 256-bit
+//! halves, and the AVX-512 probe gives the AVX2 figure (114.7 vs 114.9 GFLOP/s on the
+//! EPYC of BENCHMARKS.md, "Kernels").
 
 use std::time::Instant;
 

@@ -4,18 +4,20 @@
 //!
 //! * [`ConvAlgo::Im2colGemm`] (`im2col.rs`): a chunk of images is unrolled into a
 //!   `[C·KH·KW, images·OH·OW]` matrix and multiplied by the weights with `matrixmultiply`'s
-//!   sgemm; the bias + ReLU epilogue is fused into the copy out. Wins whenever the reduction
-//!   K = C·KH·KW is large (conv2: 800), because the GEMM microkernel then runs near peak.
+//!   sgemm; the bias + ReLU epilogue is fused into the copy out. The GEMM runs near peak
+//!   (55-65 % of this core's FMA peak on both Table 1 layers), so it wins conv1 everywhere
+//!   and conv2 on every tier but AVX-512.
 //!   Both gradients always use it: `dcol = Wᵀ·dY` then col2im, and `dW = dY·colᵀ`.
 //! * [`ConvAlgo::Direct`] (`direct.rs`, forward only): output rows accumulate in SIMD
 //!   registers straight from a zero-padded copy of the image (one weight broadcast and one
-//!   load per multiply-add). Meant for small K (conv1: one channel, 25 taps), but measured at
-//!   about half the im2col speed even there, because matrixmultiply's AVX-512 kernel outruns
-//!   our AVX2 tier; it stays callable for tests and benches, and as the fallback design for
-//!   CPUs where that changes.
+//!   load per multiply-add). Meant for small K (conv1: one channel, 25 taps), but measured
+//!   2.5-4x slower than im2col there on every tier, AVX-512 included; it stays callable
+//!   for tests and benches, and `Auto` never picks it.
 //! * [`ConvAlgo::Winograd`] (`winograd.rs`, forward only, 5x5 kernels): F(2x2, 5x5), 2.78x
 //!   fewer multiplies than direct convolution, as 36 GEMMs over transformed tiles.
-//! * [`ConvAlgo::Auto`] resolves by shape (see [`ConvAlgo::resolve`] and BENCHMARKS.md).
+//! * [`ConvAlgo::Auto`] resolves by shape and tier, from measurements (see
+//!   [`ConvAlgo::resolve_for`] and BENCHMARKS.md): Winograd for conv2-like layers at batch
+//!   >= 8 on AVX-512, im2col otherwise.
 //!
 //! The public functions validate every buffer against the [`Conv2dGeometry`] and return a
 //! [`crate::KernelError`] before touching memory; [`reference`](mod@reference) holds the naive oracle.
@@ -68,14 +70,29 @@ impl ConvAlgo {
 }
 
 /// What `Auto` runs for `g` on `isa`, from the kernel bench's per-tier figures for the
-/// Table 1 layer shapes (BENCHMARKS.md, "Kernels"):
+/// Table 1 layer shapes at batches 1, 8, 32 and 64 (`conv<i>_forward_b<n>/<tier>/<algo>`
+/// and `conv2_forward_pool_b<n>/...`; BENCHMARKS.md, "Kernels"; AMD EPYC Zen 4, one core):
 ///
-/// * Winograd for 5x5 kernels over at least [`WINOGRAD_MIN_CHANNELS`] input channels and
-///   batches of at least [`WINOGRAD_MIN_BATCH`] (conv2 at batch 64: fastest on every tier);
-/// * otherwise im2col + GEMM.
+/// * **Winograd** on the AVX-512 tier for 5x5 kernels over at least
+///   [`WINOGRAD_MIN_CHANNELS`] input channels and batches of at least
+///   [`WINOGRAD_MIN_BATCH`]: conv2 at batch 64 5.4 ms vs 5.9 ms im2col, at batch 32 2.7 vs
+///   2.8 ms (fused with the pool, as inference runs it: 2.5 vs 3.0 ms); at batch 8 a tie
+///   alone and 0.71 vs 0.79 ms fused; at batch 1 0.18 vs 0.13 ms, a loss (the per-call
+///   weight transform).
+/// * **im2col + GEMM** everywhere else. On the AVX2 and portable tiers Winograd's
+///   transforms are 1.3x slower than on AVX-512 and lose to im2col at every batch (conv2
+///   batch 64: 7.1 / 6.7 ms vs 5.9 ms; fused with the pool at batch 32: 3.3 / 3.2 ms vs
+///   3.0 / 3.1 ms). conv1 (one input channel, K = 25) takes im2col on every tier: Winograd
+///   is 9-19x and direct convolution 2.5-4x slower there.
+/// * **Direct** is never chosen: it lost on every tier, batch and layer measured (its rows
+///   keep one or two accumulators per output channel, latency-bound; conv2 12 % of peak).
+///   It stays callable for tests and benches.
+///
+/// NEON has not been timed (only tested under qemu) and takes im2col, like the portable
+/// tier it replaces.
 fn auto_algo(g: &Conv2dGeometry, isa: Isa) -> ConvAlgo {
-    let _ = isa;
-    if winograd::applies(g)
+    if isa == Isa::Avx512
+        && winograd::applies(g)
         && g.in_channels >= WINOGRAD_MIN_CHANNELS
         && g.batch >= WINOGRAD_MIN_BATCH
     {
@@ -85,14 +102,14 @@ fn auto_algo(g: &Conv2dGeometry, isa: Isa) -> ConvAlgo {
     }
 }
 
-/// Input channels from which `Auto` takes Winograd for a 5x5 kernel: with fewer, its 36
-/// GEMMs have too short a reduction (conv1 has one channel; im2col's K = 25 does better).
+/// Input channels from which `Auto` takes Winograd for a 5x5 kernel (on the AVX-512 tier):
+/// with fewer, its 36 GEMMs have too short a reduction (conv1 has one channel).
 pub const WINOGRAD_MIN_CHANNELS: usize = 8;
 
-/// Images from which `Auto` takes Winograd: its weight transform (about 60 us for conv2 on
-/// one AVX2 core) is paid per call and saves about 30 us per image (measured with
-/// `peer_bench`: batch 1 0.185 -> 0.245 ms, batch 32 5.4 -> 4.4 ms).
-pub const WINOGRAD_MIN_BATCH: usize = 4;
+/// Images from which `Auto` takes Winograd (on the AVX-512 tier): its weight transform is
+/// paid per call, so conv2 at batch 1 runs im2col faster (0.13 vs 0.18 ms); from batch 8 on
+/// Winograd ties or wins (measured at 1, 8, 32, 64).
+pub const WINOGRAD_MIN_BATCH: usize = 8;
 
 /// Scratch elements one worker needs for any conv2d kernel of geometry `g`.
 pub fn conv2d_scratch_slot_len(g: &Conv2dGeometry) -> usize {

@@ -2,14 +2,17 @@
 //! builds its own [`Kernels`](crate::dispatch::Kernels) table.
 //!
 //! Algorithms are written once, generic over [`F32Vec`] and `#[inline(always)]`, and
-//! instantiated inside a per-ISA wrapper: the portable wrapper is an ordinary fn, the AVX2
-//! and AVX-512 wrappers carry `#[target_feature(enable = ...)]` so the intrinsics inline into
-//! a body compiled for that ISA. Each tier's module (`portable.rs`, `x86_64/avx2.rs`,
-//! `x86_64/avx512.rs`) owns its vector type and its `table()`, which instantiates the one
-//! kernel list of [`crate::dispatch`] with [`tier_table!`]; a tier that wants a kernel of its
-//! own overrides that entry in its `table()`. The dispatch hub only calls a `table()` whose
-//! ISA was detected at runtime.
+//! instantiated inside a per-ISA wrapper: the portable wrapper is an ordinary fn; the NEON,
+//! AVX2 and AVX-512 wrappers carry `#[target_feature(enable = ...)]` so the intrinsics
+//! inline into a body compiled for that ISA. Each tier's module (`portable.rs`,
+//! `aarch64.rs`, `x86_64/avx2.rs`, `x86_64/avx512.rs`) owns its vector type and its
+//! `table()`, which instantiates the one kernel list of [`crate::dispatch`] with
+//! [`tier_table!`]; a tier that wants a kernel of its own overrides that entry in its
+//! `table()`. The dispatch hub only calls a `table()` whose ISA was detected at runtime
+//! (NEON is baseline on aarch64).
 
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod aarch64;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
@@ -48,7 +51,7 @@ macro_rules! tier_entry {
             }
             // SAFETY: this fn is only reachable through the table built by its tier's
             // `table()`, which is called only after the tier's ISA was detected (or, for the
-            // portable tier, needs nothing beyond the target's baseline).
+            // portable and NEON tiers, needs nothing beyond the target's baseline).
             unsafe { body($($arg),*) }
         }
     };
@@ -67,7 +70,7 @@ pub(crate) unsafe trait F32Vec: Copy {
     /// Lanes per vector.
     const LANES: usize;
     /// The next narrower vector usable inside this tier's code (for the tails of loops that
-    /// step by whole vectors): `Avx512` -> `Avx2` -> `Portable`; `Portable` is its own.
+    /// step by whole vectors): `Avx512` -> `Avx2` -> `Portable`; 4-lane types are their own.
     type Half: F32Vec;
     /// All lanes `v`.
     ///

@@ -3,9 +3,10 @@
 
 use conv_kernels::{Isa, Kernels};
 
-/// Every tier this host can run, narrowest first. A missing AVX2 or AVX-512 tier is a skip
-/// (printed), or a failure when `FEDGE_REQUIRE_AVX2=1` / `FEDGE_REQUIRE_AVX512=1` (CI, and
-/// machines known to have it), so a fast path is never silently untested there.
+/// Every tier this host can run, narrowest first. A missing NEON, AVX2 or AVX-512 tier is a
+/// skip (printed), or a failure when `FEDGE_REQUIRE_NEON=1` / `FEDGE_REQUIRE_AVX2=1` /
+/// `FEDGE_REQUIRE_AVX512=1` (CI, and machines known to have it), so a fast path is never
+/// silently untested there.
 pub fn tiers() -> Vec<&'static Kernels> {
     let mut v = Vec::new();
     for isa in Isa::ALL {
@@ -14,10 +15,10 @@ pub fn tiers() -> Vec<&'static Kernels> {
             None => {
                 let var = match isa {
                     Isa::Avx512 => "FEDGE_REQUIRE_AVX512",
+                    Isa::Neon => "FEDGE_REQUIRE_NEON",
                     _ => "FEDGE_REQUIRE_AVX2",
                 };
-                let required = std::env::var(var).as_deref() == Ok("1")
-                    && (isa == Isa::Avx512 || isa == Isa::Avx2Fma);
+                let required = std::env::var(var).as_deref() == Ok("1");
                 assert!(
                     !required,
                     "{var}=1 but this CPU lacks the {} tier: it cannot be tested",
