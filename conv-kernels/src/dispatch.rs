@@ -84,6 +84,8 @@ pub struct Kernels {
     pub(crate) dense_rows: DenseRowsFn,
     pub(crate) maxpool_2x2_plane:
         fn(&crate::geometry::Pool2dGeometry, &[f32], &mut [f32], &mut [u32]),
+    pub(crate) gemm_tile: fn() -> crate::gemm::Tile,
+    pub(crate) gemm_block: fn(&crate::gemm::microkernel::BlockArgs<'_>, &mut [f32]),
 }
 
 /// `(x, w, bias, relu, y)`: one image through a block of dense rows (see `dense_rows_simd`).
@@ -145,6 +147,8 @@ entries! {
     winograd_weights => crate::conv2d::winograd::weights_simd: (w: &[f32], u: &mut [f32]);
     winograd_input => crate::conv2d::winograd::input_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, v: &mut [f32]);
     winograd_output => crate::conv2d::winograd::output_simd: (g: &crate::geometry::Conv2dGeometry, a: &crate::conv2d::winograd::OutputArgs<'_>, out: &mut [f32]);
+    gemm_tile => crate::gemm::microkernel::tile_simd: () -> crate::gemm::Tile;
+    gemm_block => crate::gemm::microkernel::block_simd: (a: &crate::gemm::microkernel::BlockArgs<'_>, c: &mut [f32]);
 }
 
 impl Kernels {
@@ -170,6 +174,8 @@ impl Kernels {
             im2col: p::im2col,
             dense_rows: p::dense_rows,
             maxpool_2x2_plane: p::maxpool_2x2_plane,
+            gemm_tile: p::gemm_tile,
+            gemm_block: p::gemm_block,
         }
     }
 
@@ -196,6 +202,8 @@ impl Kernels {
         self.im2col = a::im2col;
         self.dense_rows = a::dense_rows;
         self.maxpool_2x2_plane = a::maxpool_2x2_plane;
+        self.gemm_tile = a::gemm_tile;
+        self.gemm_block = a::gemm_block;
         self
     }
 
