@@ -91,10 +91,15 @@ pub use activation::{
     Activation, relu_backward, relu_backward_inplace, relu_forward, relu_forward_inplace,
 };
 pub use conv2d::{
-    ConvAlgo, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
-    conv2d_forward_maxpool2x2, conv2d_pool_fusable, conv2d_scratch_len, conv2d_scratch_slot_len,
+    ConvAlgo, PackedConv, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+    conv2d_forward, conv2d_forward_maxpool2x2, conv2d_forward_maxpool2x2_packed,
+    conv2d_forward_packed, conv2d_pool_fusable, conv2d_scratch_len, conv2d_scratch_slot_len,
+    pack_conv2d,
 };
-pub use dense::{dense_backward_bias, dense_backward_input, dense_backward_weight, dense_forward};
+pub use dense::{
+    PackedDense, dense_backward_bias, dense_backward_input, dense_backward_weight, dense_forward,
+    dense_forward_packed, pack_dense,
+};
 pub use dispatch::{Isa, Kernels, active_isa, kernels};
 pub use dropout::{dropout_backward, dropout_forward, dropout_forward_inplace};
 pub use error::{KernelError, Result};

@@ -25,8 +25,13 @@
 
 pub(crate) mod direct;
 pub(crate) mod im2col;
+mod packed;
 pub mod reference;
 pub(crate) mod winograd;
+
+pub use packed::{
+    PackedConv, conv2d_forward_maxpool2x2_packed, conv2d_forward_packed, pack_conv2d,
+};
 
 use crate::activation::Activation;
 use crate::dispatch::{Kernels, kernels};
@@ -236,7 +241,8 @@ impl Kernels {
         match algo.resolve(g) {
             ConvAlgo::Direct => direct::forward(self, g, input, weight, bias, relu, out, scratch),
             ConvAlgo::Winograd => {
-                winograd::forward(self, g, input, weight, bias, relu, false, out, scratch)
+                let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
+                winograd::forward(self, g, input, &u, bias, relu, false, out, scratch)
             }
             _ => im2col::forward(self, g, input, weight, bias, relu, out, scratch),
         }
@@ -270,7 +276,8 @@ impl Kernels {
         check_len(OP, "out", out.len(), g.output_len() / 4)?;
         check_scratch(OP, g, scratch)?;
         let relu = activation == Activation::Relu;
-        winograd::forward(self, g, input, weight, bias, relu, true, out, scratch)
+        let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
+        winograd::forward(self, g, input, &u, bias, relu, true, out, scratch)
     }
 
     /// [`conv2d_backward_input`] on this tier.

@@ -253,6 +253,14 @@ pub(crate) fn sgemm_rows_par(
 }
 
 impl Kernels {
+    /// Whether our GEMM is the faster one on this tier, measured on the CNN's shapes (kernel
+    /// bench `gemm/*`, BENCHMARKS.md): on the AVX2 and AVX-512 tiers, with the weights
+    /// packed once. The portable tier's 4-lane microkernel loses to `matrixmultiply`, which
+    /// picks its own SIMD kernels whatever our tier is, so that tier keeps it.
+    pub fn gemm_beats_matrixmultiply(&self) -> bool {
+        self.isa() != crate::dispatch::Isa::Portable
+    }
+
     /// Like [`Kernels::gemm`] for a row-major C (`c_ld` ≥ n), split into row panels (whole
     /// MR tiles) run on the current rayon pool when the product is big enough: bit-identical
     /// for any thread count.

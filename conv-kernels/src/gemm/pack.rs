@@ -98,13 +98,27 @@ pub(crate) fn pack_block(
 }
 
 /// Packs a whole `outer x k` operand once (weights), in reduction blocks of `kc`.
-pub(crate) fn pack_all(src: &MatRef<'_>, outer: usize, k: usize, r: usize, kc: usize) -> PackedPanels {
+pub(crate) fn pack_all(
+    src: &MatRef<'_>,
+    outer: usize,
+    k: usize,
+    r: usize,
+    kc: usize,
+) -> PackedPanels {
     let padded = outer.div_ceil(r) * r;
     let mut data = vec![0.0; packed_len(outer, k, r)];
     let mut pc = 0;
     while pc < k {
         let kcb = kc.min(k - pc);
-        pack_block(src, 0, outer, pc, kcb, r, &mut data[pc * padded..][..padded * kcb]);
+        pack_block(
+            src,
+            0,
+            outer,
+            pc,
+            kcb,
+            r,
+            &mut data[pc * padded..][..padded * kcb],
+        );
         pc += kcb;
     }
     PackedPanels {

@@ -20,10 +20,15 @@ pub fn sgemm(
         for j in 0..n {
             let mut s = 0.0f64;
             for p in 0..k {
-                s += f64::from(a.data[i * a.rs + p * a.cs]) * f64::from(b.data[p * b.rs + j * b.cs]);
+                s +=
+                    f64::from(a.data[i * a.rs + p * a.cs]) * f64::from(b.data[p * b.rs + j * b.cs]);
             }
             let x = &mut c.data[i * c.rs + j * c.cs];
-            let prev = if beta == 0.0 { 0.0 } else { f64::from(beta) * f64::from(*x) };
+            let prev = if beta == 0.0 {
+                0.0
+            } else {
+                f64::from(beta) * f64::from(*x)
+            };
             *x = (f64::from(alpha) * s + prev) as f32;
         }
     }

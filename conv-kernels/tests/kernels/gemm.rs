@@ -177,7 +177,16 @@ fn check(p: &Problem) {
     );
     let ld = p.n + p.pad;
     let mut want = c0.clone();
-    reference::sgemm(p.m, p.k, p.n, p.alpha, av, bv, p.beta, MatMut::row_major(&mut want, ld));
+    reference::sgemm(
+        p.m,
+        p.k,
+        p.n,
+        p.alpha,
+        av,
+        bv,
+        p.beta,
+        MatMut::row_major(&mut want, ld),
+    );
     let (aa, ba) = (
         a.iter().map(|x| x.abs()).collect::<Vec<_>>(),
         b.iter().map(|x| x.abs()).collect::<Vec<_>>(),
@@ -196,20 +205,42 @@ fn check(p: &Problem) {
     for k in tiers() {
         let pa = k.gemm_pack_a(p.m, p.k, av).unwrap();
         let pb = k.gemm_pack_b(p.k, p.n, bv).unwrap();
-        let a_op = if p.pack_a { Operand::Packed(&pa) } else { Operand::View(av) };
-        let b_op = if p.pack_b { Operand::Packed(&pb) } else { Operand::View(bv) };
+        let a_op = if p.pack_a {
+            Operand::Packed(&pa)
+        } else {
+            Operand::View(av)
+        };
+        let b_op = if p.pack_b {
+            Operand::Packed(&pb)
+        } else {
+            Operand::View(bv)
+        };
         let mut got = c0.clone();
-        k.gemm(p.m, p.k, p.n, p.alpha, a_op, b_op, p.beta, MatMut::row_major(&mut got, ld))
-            .unwrap();
+        k.gemm(
+            p.m,
+            p.k,
+            p.n,
+            p.alpha,
+            a_op,
+            b_op,
+            p.beta,
+            MatMut::row_major(&mut got, ld),
+        )
+        .unwrap();
         let what = format!("{:?} {p:?}", k.isa());
         assert_close(&what, &got, &want, &scale, 1e-5, 1e-6);
         // The padding columns of C are never written.
         for (i, row) in got.chunks(ld).enumerate() {
-            assert_eq!(bits(&row[p.n..]), bits(&c0[i * ld + p.n..(i + 1) * ld]), "{what}: padding");
+            assert_eq!(
+                bits(&row[p.n..]),
+                bits(&c0[i * ld + p.n..(i + 1) * ld]),
+                "{what}: padding"
+            );
         }
         // The row-split variant is bit-identical to the one-call product.
         let mut par = c0.clone();
-        k.gemm_par(p.m, p.k, p.n, p.alpha, a_op, b_op, p.beta, &mut par, ld).unwrap();
+        k.gemm_par(p.m, p.k, p.n, p.alpha, a_op, b_op, p.beta, &mut par, ld)
+            .unwrap();
         assert_eq!(bits(&par), bits(&got), "{what}: gemm_par");
     }
 }
@@ -218,22 +249,27 @@ fn problem(max: usize) -> impl Strategy<Value = Problem> {
     (
         (1usize..max, 0usize..max, 1usize..max),
         (any::<bool>(), any::<bool>(), 0usize..3),
-        (prop_oneof![Just(1.0f32), -2.0f32..2.0], prop_oneof![Just(0.0f32), Just(1.0), -1.0f32..1.0]),
+        (
+            prop_oneof![Just(1.0f32), -2.0f32..2.0],
+            prop_oneof![Just(0.0f32), Just(1.0), -1.0f32..1.0],
+        ),
         (any::<bool>(), any::<bool>(), any::<u64>()),
     )
-        .prop_map(|((m, k, n), (a_t, b_t, pad), (alpha, beta), (pack_a, pack_b, seed))| Problem {
-            m,
-            k,
-            n,
-            a_t,
-            b_t,
-            pad,
-            alpha,
-            beta,
-            pack_a,
-            pack_b,
-            seed,
-        })
+        .prop_map(
+            |((m, k, n), (a_t, b_t, pad), (alpha, beta), (pack_a, pack_b, seed))| Problem {
+                m,
+                k,
+                n,
+                a_t,
+                b_t,
+                pad,
+                alpha,
+                beta,
+                pack_a,
+                pack_b,
+                seed,
+            },
+        )
 }
 
 proptest! {
@@ -271,10 +307,30 @@ fn gemm_beta_zero_ignores_nan_in_c_and_k_zero_scales() {
         let a = values(1, 7 * 5);
         let b = values(2, 5 * 9);
         let mut c = vec![f32::NAN; 7 * 9];
-        k.gemm(7, 5, 9, 1.0, Operand::View(MatRef::row_major(&a, 5)), Operand::View(MatRef::row_major(&b, 9)), 0.0, MatMut::row_major(&mut c, 9)).unwrap();
+        k.gemm(
+            7,
+            5,
+            9,
+            1.0,
+            Operand::View(MatRef::row_major(&a, 5)),
+            Operand::View(MatRef::row_major(&b, 9)),
+            0.0,
+            MatMut::row_major(&mut c, 9),
+        )
+        .unwrap();
         assert!(c.iter().all(|x| x.is_finite()), "{:?}", k.isa());
         let mut c = vec![2.0f32; 6];
-        k.gemm(2, 0, 3, 1.0, Operand::View(MatRef::row_major(&[], 0)), Operand::View(MatRef::row_major(&[], 3)), 0.5, MatMut::row_major(&mut c, 3)).unwrap();
+        k.gemm(
+            2,
+            0,
+            3,
+            1.0,
+            Operand::View(MatRef::row_major(&[], 0)),
+            Operand::View(MatRef::row_major(&[], 3)),
+            0.5,
+            MatMut::row_major(&mut c, 3),
+        )
+        .unwrap();
         assert_eq!(c, [1.0; 6]);
     }
 }
@@ -287,13 +343,40 @@ fn gemm_refuses_mismatched_packing_and_out_of_bounds_views() {
         let mut c = [0.0f32; 9];
         let pa = k.gemm_pack_a(3, 4, MatRef::row_major(&a, 4)).unwrap();
         // Packed as 3x4, used as 3x3.
-        let e = k.gemm(3, 3, 3, 1.0, Operand::Packed(&pa), Operand::View(MatRef::row_major(&b, 3)), 0.0, MatMut::row_major(&mut c, 3));
+        let e = k.gemm(
+            3,
+            3,
+            3,
+            1.0,
+            Operand::Packed(&pa),
+            Operand::View(MatRef::row_major(&b, 3)),
+            0.0,
+            MatMut::row_major(&mut c, 3),
+        );
         assert!(e.is_err());
         // A packed operand used on the other side (panel widths differ by tier shape).
         let pb = k.gemm_pack_b(4, 3, MatRef::row_major(&b, 3)).unwrap();
-        let e = k.gemm(3, 4, 3, 1.0, Operand::Packed(&pb), Operand::Packed(&pb), 0.0, MatMut::row_major(&mut c, 3));
+        let e = k.gemm(
+            3,
+            4,
+            3,
+            1.0,
+            Operand::Packed(&pb),
+            Operand::Packed(&pb),
+            0.0,
+            MatMut::row_major(&mut c, 3),
+        );
         assert!(e.is_err());
-        let e = k.gemm(3, 4, 3, 1.0, Operand::View(MatRef::row_major(&a[..11], 4)), Operand::View(MatRef::row_major(&b, 3)), 0.0, MatMut::row_major(&mut c, 3));
+        let e = k.gemm(
+            3,
+            4,
+            3,
+            1.0,
+            Operand::View(MatRef::row_major(&a[..11], 4)),
+            Operand::View(MatRef::row_major(&b, 3)),
+            0.0,
+            MatMut::row_major(&mut c, 3),
+        );
         assert!(e.is_err());
     }
 }
