@@ -28,7 +28,9 @@ pub fn default_max_model_bytes(available: Option<u64>) -> u64 {
 }
 
 /// Estimated bytes of serving `spec` on `threads` compute threads with micro-batches of
-/// `micro_batch` images and requests of up to `max_batch` images: the weights, each
+/// `micro_batch` images and requests of up to `max_batch` images: the weights three times
+/// (the mapped parameters, and the conv and dense weights packed for the SIMD tier, which
+/// keep a raw copy beside their panels: `engine`'s `packed.rs`), each
 /// thread's scratch (input and two activation buffers per image, plus one more for the
 /// convolutions' im2col) and the probabilities of the largest request. `None` for a spec
 /// that does not validate.
@@ -43,7 +45,7 @@ pub fn inference_bytes(
     let per_image = spec.input_len() as u64 + 3 * max_act;
     let scratch = threads as u64 * micro_batch as u64 * per_image;
     let output = max_batch as u64 * spec.num_classes() as u64;
-    Some(4 * (spec.num_params() as u64 + scratch + output))
+    Some(4 * (3 * spec.num_params() as u64 + scratch + output))
 }
 
 #[cfg(test)]
