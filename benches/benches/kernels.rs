@@ -141,7 +141,7 @@ fn configure(c: &mut Criterion<ThreadCpu>) -> criterion::BenchmarkGroup<'_, Thre
 fn bench_peak(c: &mut Criterion<ThreadCpu>) {
     let mut grp = configure(c);
     const ITERS: usize = 1_000_000;
-    for isa in [Isa::Portable, Isa::Avx2Fma] {
+    for isa in Isa::ALL {
         let Some(k) = Kernels::for_isa(isa) else {
             continue;
         };
@@ -212,7 +212,7 @@ fn bench_gemm_ours(c: &mut Criterion<ThreadCpu>) {
                 black_box(&out);
             })
         });
-        for isa in [Isa::Portable, Isa::Avx2Fma] {
+        for isa in Isa::ALL {
             let Some(kt) = Kernels::for_isa(isa) else {
                 continue;
             };

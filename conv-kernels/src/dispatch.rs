@@ -1,17 +1,24 @@
-//! Runtime CPU dispatch: the [`Isa`] tiers and the [`Kernels`] table of safe fn pointers.
+//! Runtime CPU dispatch: the [`Isa`] tiers, the one list of per-tier kernels, and the
+//! [`Kernels`] table of safe fn pointers.
 //!
-//! The table starts from the portable tier (always present, the fallback) and, on x86_64,
-//! `plug_avx2` overrides its entries when AVX2 and FMA are both detected. The process-wide
-//! choice is made once ([`kernels`], a `LazyLock`) and logged once at info level.
+//! Every dispatched kernel is named once, in [`with_kernel_list!`]: entry name, the generic
+//! algorithm (`unsafe fn f<V: F32Vec>`), and its signature. That list declares the fields of
+//! [`Kernels`], and each tier's own module instantiates it for its vector type
+//! (`simd/portable.rs`, `simd/x86_64/avx2.rs`, `simd/x86_64/avx512.rs`: each a `table()`
+//! calling [`crate::simd::tier_table!`]); a tier with a kernel of its own overrides that
+//! entry there. Adding a kernel is one line here; adding a tier is one module and one
+//! [`Isa`] variant.
 //!
-//! `FEDGE_SIMD=portable|avx2` forces a tier. Forcing `avx2` on a CPU without AVX2+FMA is
-//! refused with a warning and the portable tier is used: the same binary runs everywhere.
-//! Tests and benches can hold any available tier at once with [`Kernels::for_isa`].
+//! The process-wide choice is made once ([`kernels`], a `LazyLock`) and logged once at info
+//! level. `FEDGE_SIMD=portable|avx2|avx512` forces a tier; forcing one the CPU lacks is
+//! refused with a warning and the best detected tier runs instead: the same binary runs
+//! everywhere. Tests and benches can hold every available tier at once with
+//! [`Kernels::for_isa`].
 //!
 //! Bit-identical results are promised per tier (and for any thread count), not across tiers:
-//! FMA rounds once where the portable tier may round twice.
+//! vector widths change summation orders, and FMA rounds once where the portable tier may
+//! round twice.
 
-use crate::simd::portable::Portable;
 use std::sync::LazyLock;
 
 /// An instruction-set tier of the kernels.
@@ -21,14 +28,24 @@ pub enum Isa {
     Portable,
     /// x86_64 AVX2 + FMA, 8 lanes, fused multiply-add.
     Avx2Fma,
+    /// x86_64 AVX-512F (with AVX2 + FMA), 16 lanes, fused multiply-add.
+    Avx512,
 }
 
 impl Isa {
+    /// Every tier, narrowest first (the last available one is the best).
+    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2Fma, Isa::Avx512];
+
     /// Whether this CPU can run the tier.
     pub fn is_available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        use crate::simd::x86_64::{avx2_fma_detected, avx512_detected};
+        #[cfg(not(target_arch = "x86_64"))]
+        let (avx2_fma_detected, avx512_detected) = (|| false, || false);
         match self {
             Isa::Portable => true,
             Isa::Avx2Fma => avx2_fma_detected(),
+            Isa::Avx512 => avx512_detected(),
         }
     }
     /// The name used by `FEDGE_SIMD`.
@@ -36,183 +53,92 @@ impl Isa {
         match self {
             Isa::Portable => "portable",
             Isa::Avx2Fma => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+    /// f32 lanes per vector of the tier.
+    pub fn lanes(self) -> usize {
+        match self {
+            Isa::Portable => 4,
+            Isa::Avx2Fma => 8,
+            Isa::Avx512 => 16,
         }
     }
     /// The best tier this CPU supports.
     pub fn best_available() -> Isa {
-        if Isa::Avx2Fma.is_available() {
-            Isa::Avx2Fma
-        } else {
-            Isa::Portable
-        }
+        best_of(Isa::is_available)
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-fn avx2_fma_detected() -> bool {
-    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+fn best_of(available: impl Fn(Isa) -> bool) -> Isa {
+    Isa::ALL
+        .into_iter()
+        .rev()
+        .find(|&i| available(i))
+        .unwrap_or(Isa::Portable)
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn avx2_fma_detected() -> bool {
-    false
-}
-
-/// The per-tier inner kernels, as safe fn pointers. Obtain the process-wide table with
-/// [`kernels`], or a specific tier with [`Kernels::for_isa`]; the public kernel methods on
-/// this type (e.g. [`Kernels::conv2d_forward`]) validate their arguments like the free fns.
-#[derive(Debug, Clone, Copy)]
-pub struct Kernels {
-    pub(crate) isa: Isa,
-    pub(crate) lanes: usize,
-    pub(crate) fma_chains: fn(usize) -> f32,
-    pub(crate) winograd_weights: fn(&[f32], &mut [f32]),
-    pub(crate) winograd_input: fn(&crate::geometry::Conv2dGeometry, &[f32], usize, &mut [f32]),
-    pub(crate) winograd_output:
-        fn(&crate::geometry::Conv2dGeometry, &crate::conv2d::winograd::OutputArgs<'_>, &mut [f32]),
-    pub(crate) relu_forward: fn(&[f32], &mut [f32]),
-    pub(crate) relu_forward_inplace: fn(&mut [f32]),
-    pub(crate) relu_backward: fn(&[f32], &[f32], &mut [f32]),
-    pub(crate) relu_backward_inplace: fn(&[f32], &mut [f32]),
-    pub(crate) mul: fn(&[f32], &[f32], &mut [f32]),
-    pub(crate) mul_inplace: fn(&mut [f32], &[f32]),
-    pub(crate) bias_act: fn(&mut [f32], f32, bool),
-    pub(crate) add_assign: fn(&mut [f32], &[f32]),
-    pub(crate) sum: fn(&[f32]) -> f32,
-    pub(crate) conv_direct_plane: fn(&crate::conv2d::direct::PlaneArgs<'_>, &mut [f32]),
-    pub(crate) im2col: fn(&crate::geometry::Conv2dGeometry, &[f32], usize, &mut [f32]),
-    pub(crate) dense_rows: DenseRowsFn,
-    pub(crate) maxpool_2x2_plane:
-        fn(&crate::geometry::Pool2dGeometry, &[f32], &mut [f32], &mut [u32]),
-    pub(crate) gemm_tile: fn() -> crate::gemm::Tile,
-    pub(crate) gemm_block: fn(&crate::gemm::microkernel::BlockArgs<'_>, &mut [f32]),
-}
-
-/// `(x, w, bias, relu, y)`: one image through a block of dense rows (see `dense_rows_simd`).
-pub(crate) type DenseRowsFn = fn(&[f32], &[f32], Option<&[f32]>, bool, &mut [f32]);
-
-/// Declares, for each generic algorithm, a portable entry and an AVX2+FMA entry (x86_64 only).
-macro_rules! entries {
-    ($( $name:ident => $($generic:ident)::+ : ($($arg:ident : $ty:ty),*) $(-> $ret:ty)? ;)*) => {
-        mod portable_entries {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                pub(super) fn $name($($arg: $ty),*) $(-> $ret)? {
-                    // SAFETY: `Portable` uses only the target's baseline ISA, always present.
-                    unsafe { $($generic)::+::<Portable>($($arg),*) }
-                }
-            )*
+/// The one list of dispatched kernels: `entry => generic algorithm : (signature);`.
+/// Invokes `$callback! { $args <the list> }`; the callbacks are [`declare_kernels!`]
+/// (the [`Kernels`] fields) and [`crate::simd::tier_table!`] (one tier's table).
+macro_rules! with_kernel_list {
+    ($($callback:ident)::+ ! $args:tt) => {
+        $($callback)::+! { $args
+            fma_chains => crate::peak::fma_chains_simd: (iters: usize) -> f32;
+            relu_forward => crate::elementwise::relu_forward_simd: (x: &[f32], y: &mut [f32]);
+            relu_forward_inplace => crate::elementwise::relu_forward_inplace_simd: (x: &mut [f32]);
+            relu_backward => crate::elementwise::relu_backward_simd: (y: &[f32], dy: &[f32], dx: &mut [f32]);
+            relu_backward_inplace => crate::elementwise::relu_backward_inplace_simd: (y: &[f32], g: &mut [f32]);
+            mul => crate::elementwise::mul_simd: (a: &[f32], b: &[f32], out: &mut [f32]);
+            mul_inplace => crate::elementwise::mul_inplace_simd: (x: &mut [f32], m: &[f32]);
+            bias_act => crate::elementwise::bias_act_simd: (x: &mut [f32], b: f32, relu: bool);
+            add_assign => crate::elementwise::add_assign_simd: (dst: &mut [f32], src: &[f32]);
+            sum => crate::elementwise::sum_simd: (x: &[f32]) -> f32;
+            conv_direct_plane => crate::conv2d::direct::conv_plane: (a: &crate::conv2d::direct::PlaneArgs<'_>, out: &mut [f32]);
+            im2col => crate::conv2d::im2col::im2col_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, col: &mut [f32]);
+            winograd_weights => crate::conv2d::winograd::weights_simd: (w: &[f32], u: &mut [f32]);
+            winograd_input => crate::conv2d::winograd::input_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, v: &mut [f32]);
+            winograd_output => crate::conv2d::winograd::output_simd: (g: &crate::geometry::Conv2dGeometry, a: &crate::conv2d::winograd::OutputArgs<'_>, out: &mut [f32]);
+            dense_rows => crate::dense::dense_rows_simd: (x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]);
+            maxpool_2x2_plane => crate::pool::plane_2x2_simd: (g: &crate::geometry::Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]);
+            gemm_tile => crate::gemm::microkernel::tile_simd: () -> crate::gemm::Tile;
+            gemm_block => crate::gemm::microkernel::block_simd: (a: &crate::gemm::microkernel::BlockArgs<'_>, c: &mut [f32]);
         }
-        #[cfg(target_arch = "x86_64")]
-        mod avx2_entries {
-            #[allow(unused_imports)]
-            use super::*;
-            use crate::simd::x86_64::Avx2;
-            $(
-                pub(super) fn $name($($arg: $ty),*) $(-> $ret)? {
-                    #[target_feature(enable = "avx2,fma")]
-                    unsafe fn body($($arg: $ty),*) $(-> $ret)? {
-                        // SAFETY: this fn is compiled for AVX2+FMA, `Avx2`'s only precondition,
-                        // and is only called after detection (below).
-                        unsafe { $($generic)::+::<Avx2>($($arg),*) }
-                    }
-                    // SAFETY: this entry is installed in a `Kernels` table only by
-                    // `plug_avx2`, which `Kernels::for_isa` calls after checking that the CPU
-                    // has AVX2 and FMA (`Isa::Avx2Fma.is_available()`).
-                    unsafe { body($($arg),*) }
-                }
-            )*
+    };
+}
+pub(crate) use with_kernel_list;
+
+/// Declares [`Kernels`] from the kernel list.
+macro_rules! declare_kernels {
+    ({} $( $name:ident => $($generic:ident)::+ : ($($arg:ident : $ty:ty),*) $(-> $ret:ty)? ;)*) => {
+        /// The per-tier inner kernels, as safe fn pointers. Obtain the process-wide table with
+        /// [`kernels`], or a specific tier with [`Kernels::for_isa`]; the public kernel
+        /// methods on this type (e.g. [`Kernels::conv2d_forward`]) validate their arguments
+        /// like the free fns.
+        #[derive(Debug, Clone, Copy)]
+        pub struct Kernels {
+            pub(crate) isa: Isa,
+            pub(crate) lanes: usize,
+            $( pub(crate) $name: fn($($ty),*) $(-> $ret)?, )*
         }
     };
 }
 
-use crate::conv2d::direct::PlaneArgs;
-
-entries! {
-    relu_forward => crate::activation::relu_forward_simd: (x: &[f32], y: &mut [f32]);
-    relu_forward_inplace => crate::activation::relu_forward_inplace_simd: (x: &mut [f32]);
-    relu_backward => crate::activation::relu_backward_simd: (y: &[f32], dy: &[f32], dx: &mut [f32]);
-    relu_backward_inplace => crate::activation::relu_backward_inplace_simd: (y: &[f32], g: &mut [f32]);
-    mul => crate::dropout::mul_simd: (a: &[f32], b: &[f32], out: &mut [f32]);
-    mul_inplace => crate::dropout::mul_inplace_simd: (x: &mut [f32], m: &[f32]);
-    bias_act => crate::activation::bias_act_simd: (x: &mut [f32], b: f32, relu: bool);
-    add_assign => crate::activation::add_assign_simd: (dst: &mut [f32], src: &[f32]);
-    sum => crate::activation::sum_simd: (x: &[f32]) -> f32;
-    conv_direct_plane => crate::conv2d::direct::conv_plane: (a: &PlaneArgs<'_>, out: &mut [f32]);
-    im2col => crate::conv2d::im2col::im2col_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, col: &mut [f32]);
-    dense_rows => crate::dense::dense_rows_simd: (x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]);
-    maxpool_2x2_plane => crate::pool::plane_2x2_simd: (g: &crate::geometry::Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]);
-    fma_chains => crate::peak::fma_chains_simd: (iters: usize) -> f32;
-    winograd_weights => crate::conv2d::winograd::weights_simd: (w: &[f32], u: &mut [f32]);
-    winograd_input => crate::conv2d::winograd::input_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, v: &mut [f32]);
-    winograd_output => crate::conv2d::winograd::output_simd: (g: &crate::geometry::Conv2dGeometry, a: &crate::conv2d::winograd::OutputArgs<'_>, out: &mut [f32]);
-    gemm_tile => crate::gemm::microkernel::tile_simd: () -> crate::gemm::Tile;
-    gemm_block => crate::gemm::microkernel::block_simd: (a: &crate::gemm::microkernel::BlockArgs<'_>, c: &mut [f32]);
-}
+with_kernel_list!(declare_kernels! {});
 
 impl Kernels {
-    fn portable() -> Self {
-        use portable_entries as p;
-        Kernels {
-            isa: Isa::Portable,
-            lanes: 4,
-            fma_chains: p::fma_chains,
-            winograd_weights: p::winograd_weights,
-            winograd_input: p::winograd_input,
-            winograd_output: p::winograd_output,
-            relu_forward: p::relu_forward,
-            relu_forward_inplace: p::relu_forward_inplace,
-            relu_backward: p::relu_backward,
-            relu_backward_inplace: p::relu_backward_inplace,
-            mul: p::mul,
-            mul_inplace: p::mul_inplace,
-            bias_act: p::bias_act,
-            add_assign: p::add_assign,
-            sum: p::sum,
-            conv_direct_plane: p::conv_direct_plane,
-            im2col: p::im2col,
-            dense_rows: p::dense_rows,
-            maxpool_2x2_plane: p::maxpool_2x2_plane,
-            gemm_tile: p::gemm_tile,
-            gemm_block: p::gemm_block,
-        }
-    }
-
-    /// Overrides every entry with its AVX2+FMA version. Only call after detection.
-    #[cfg(target_arch = "x86_64")]
-    fn plug_avx2(mut self) -> Self {
-        use avx2_entries as a;
-        self.isa = Isa::Avx2Fma;
-        self.lanes = 8;
-        self.fma_chains = a::fma_chains;
-        self.winograd_weights = a::winograd_weights;
-        self.winograd_input = a::winograd_input;
-        self.winograd_output = a::winograd_output;
-        self.relu_forward = a::relu_forward;
-        self.relu_forward_inplace = a::relu_forward_inplace;
-        self.relu_backward = a::relu_backward;
-        self.relu_backward_inplace = a::relu_backward_inplace;
-        self.mul = a::mul;
-        self.mul_inplace = a::mul_inplace;
-        self.bias_act = a::bias_act;
-        self.add_assign = a::add_assign;
-        self.sum = a::sum;
-        self.conv_direct_plane = a::conv_direct_plane;
-        self.im2col = a::im2col;
-        self.dense_rows = a::dense_rows;
-        self.maxpool_2x2_plane = a::maxpool_2x2_plane;
-        self.gemm_tile = a::gemm_tile;
-        self.gemm_block = a::gemm_block;
-        self
-    }
-
     /// The table of `isa`, or `None` if this CPU cannot run it.
     pub fn for_isa(isa: Isa) -> Option<&'static Kernels> {
         match isa {
             Isa::Portable => Some(&PORTABLE),
             Isa::Avx2Fma => AVX2.as_ref(),
+            Isa::Avx512 => AVX512.as_ref(),
         }
+    }
+
+    /// Every tier this CPU can run, narrowest first.
+    pub fn available() -> impl Iterator<Item = &'static Kernels> {
+        Isa::ALL.into_iter().filter_map(Kernels::for_isa)
     }
 
     /// The tier of this table.
@@ -221,12 +147,22 @@ impl Kernels {
     }
 }
 
-static PORTABLE: LazyLock<Kernels> = LazyLock::new(Kernels::portable);
+static PORTABLE: LazyLock<Kernels> = LazyLock::new(crate::simd::portable::table);
 
 static AVX2: LazyLock<Option<Kernels>> = LazyLock::new(|| {
     #[cfg(target_arch = "x86_64")]
     if Isa::Avx2Fma.is_available() {
-        return Some(Kernels::portable().plug_avx2());
+        // SAFETY: AVX2 and FMA were just detected, the table's only precondition.
+        return Some(unsafe { crate::simd::x86_64::avx2::table() });
+    }
+    None
+});
+
+static AVX512: LazyLock<Option<Kernels>> = LazyLock::new(|| {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::Avx512.is_available() {
+        // SAFETY: AVX-512F, AVX2 and FMA were just detected, the table's only precondition.
+        return Some(unsafe { crate::simd::x86_64::avx512::table() });
     }
     None
 });
@@ -238,38 +174,38 @@ static ACTIVE: LazyLock<&'static Kernels> = LazyLock::new(select);
 enum Choice {
     BestDetected,
     Forced,
-    /// `FEDGE_SIMD=avx2` on a CPU without AVX2+FMA.
-    Avx2Refused,
+    /// `FEDGE_SIMD` named a tier this CPU lacks.
+    Refused,
     /// `FEDGE_SIMD` had another value.
     UnknownValue,
 }
 
-/// The tier for a `FEDGE_SIMD` value on a CPU with or without AVX2+FMA (pure, for tests).
-fn choose(requested: Option<&str>, avx2_available: bool) -> (Isa, Choice) {
-    let best = if avx2_available {
-        Isa::Avx2Fma
-    } else {
-        Isa::Portable
+/// The tier for a `FEDGE_SIMD` value, given which tiers the CPU has (pure, for tests).
+fn choose(requested: Option<&str>, available: impl Fn(Isa) -> bool) -> (Isa, Choice) {
+    let best = best_of(&available);
+    let Some(req) = requested.map(str::trim).filter(|r| !r.is_empty()) else {
+        return (best, Choice::BestDetected);
     };
-    match requested.map(str::trim) {
-        None | Some("") => (best, Choice::BestDetected),
-        Some("portable") => (Isa::Portable, Choice::Forced),
-        Some("avx2") if avx2_available => (Isa::Avx2Fma, Choice::Forced),
-        Some("avx2") => (Isa::Portable, Choice::Avx2Refused),
-        Some(_) => (best, Choice::UnknownValue),
+    match Isa::ALL.into_iter().find(|i| i.name() == req) {
+        Some(isa) if available(isa) => (isa, Choice::Forced),
+        Some(_) => (best, Choice::Refused),
+        None => (best, Choice::UnknownValue),
     }
 }
 
 fn select() -> &'static Kernels {
     let requested = std::env::var("FEDGE_SIMD").ok();
-    let (isa, choice) = choose(requested.as_deref(), Isa::Avx2Fma.is_available());
+    let (isa, choice) = choose(requested.as_deref(), Isa::is_available);
+    let value = requested.as_deref().unwrap_or("");
     match choice {
-        Choice::Avx2Refused => tracing::warn!(
-            "FEDGE_SIMD=avx2 refused: this CPU lacks AVX2 and/or FMA; using the portable tier"
+        Choice::Refused => tracing::warn!(
+            value,
+            using = isa.name(),
+            "FEDGE_SIMD refused: this CPU lacks that tier; using the best detected one"
         ),
         Choice::UnknownValue => tracing::warn!(
-            value = requested.as_deref().unwrap_or(""),
-            "FEDGE_SIMD must be `portable` or `avx2`; ignored"
+            value,
+            "FEDGE_SIMD must be `portable`, `avx2` or `avx512`; ignored"
         ),
         Choice::BestDetected | Choice::Forced => {}
     }
@@ -278,6 +214,7 @@ fn select() -> &'static Kernels {
         isa = table.isa.name(),
         choice = ?choice,
         avx2_fma_detected = Isa::Avx2Fma.is_available(),
+        avx512_detected = Isa::Avx512.is_available(),
         "conv-kernels SIMD tier selected"
     );
     table
@@ -299,34 +236,45 @@ mod tests {
 
     #[test]
     fn fedge_simd_override_is_honoured_or_refused() {
-        assert_eq!(choose(None, true), (Isa::Avx2Fma, Choice::BestDetected));
-        assert_eq!(choose(None, false), (Isa::Portable, Choice::BestDetected));
+        let all = |_: Isa| true;
+        let no512 = |i: Isa| i != Isa::Avx512;
+        let none = |i: Isa| i == Isa::Portable;
+        assert_eq!(choose(None, all), (Isa::Avx512, Choice::BestDetected));
         assert_eq!(
-            choose(Some("portable"), true),
+            choose(Some(""), no512),
+            (Isa::Avx2Fma, Choice::BestDetected)
+        );
+        assert_eq!(choose(None, none), (Isa::Portable, Choice::BestDetected));
+        assert_eq!(
+            choose(Some("portable"), all),
             (Isa::Portable, Choice::Forced)
         );
-        assert_eq!(choose(Some("avx2"), true), (Isa::Avx2Fma, Choice::Forced));
-        // Forcing AVX2 on a CPU without it must never install the AVX2 table.
+        assert_eq!(choose(Some("avx2"), all), (Isa::Avx2Fma, Choice::Forced));
+        assert_eq!(choose(Some(" avx512 "), all), (Isa::Avx512, Choice::Forced));
+        // Forcing a tier the CPU lacks must never install its table.
         assert_eq!(
-            choose(Some("avx2"), false),
-            (Isa::Portable, Choice::Avx2Refused)
+            choose(Some("avx512"), no512),
+            (Isa::Avx2Fma, Choice::Refused)
         );
+        assert_eq!(choose(Some("avx2"), none), (Isa::Portable, Choice::Refused));
         assert_eq!(
-            choose(Some("sse9"), false),
+            choose(Some("sse9"), none),
             (Isa::Portable, Choice::UnknownValue)
         );
     }
 
     #[test]
-    fn avx2_table_exists_only_when_detected() {
-        assert_eq!(
-            Kernels::for_isa(Isa::Avx2Fma).is_some(),
-            Isa::Avx2Fma.is_available()
-        );
-        assert_eq!(
-            Kernels::for_isa(Isa::Portable).map(|k| k.isa()),
-            Some(Isa::Portable)
-        );
+    fn a_table_exists_only_when_its_tier_is_detected() {
+        for isa in Isa::ALL {
+            let k = Kernels::for_isa(isa);
+            assert_eq!(k.is_some(), isa.is_available(), "{isa:?}");
+            if let Some(k) = k {
+                assert_eq!((k.isa(), k.lanes), (isa, isa.lanes()));
+            }
+        }
+        assert!(Kernels::for_isa(Isa::Portable).is_some());
         assert!(active_isa().is_available());
+        // AVX-512 implies AVX2+FMA (its tails run 8-lane AVX2 code).
+        assert!(!Isa::Avx512.is_available() || Isa::Avx2Fma.is_available());
     }
 }

@@ -36,12 +36,15 @@
 //! the small-batch dense GEMV ([`dense::GEMV_MAX_BATCH`]) run on the dispatched SIMD tier.
 //!
 //! ## SIMD dispatch
-//! [`dispatch`] holds two tiers: `Portable` (`wide::f32x4`: SSE2 on x86_64, NEON on aarch64)
-//! and `Avx2Fma` (`core::arch` intrinsics inside `#[target_feature(enable = "avx2,fma")]`
-//! fns). Each algorithm is written once, generic over a small vector trait, and instantiated
-//! per tier. The tier is detected once, logged once (tracing, info), and can be forced with
-//! **`FEDGE_SIMD=portable|avx2`**; forcing `avx2` on a CPU without AVX2+FMA is refused with a
-//! warning and the portable tier runs. The same binary runs on any x86_64 or aarch64 CPU.
+//! [`dispatch`] holds three tiers: `Portable` (`wide::f32x4`: SSE2 on x86_64, NEON on
+//! aarch64), `Avx2Fma` (8 lanes, `core::arch` intrinsics inside
+//! `#[target_feature(enable = "avx2,fma")]` fns) and `Avx512` (16 lanes, AVX-512F, compiled
+//! with AVX2+FMA too). Each algorithm is written once, generic over a small vector trait; the
+//! dispatched kernels are listed once in [`dispatch`] and each tier's module instantiates the
+//! list for its vector type. The best detected tier is chosen once, logged once (tracing,
+//! info), and can be forced with **`FEDGE_SIMD=portable|avx2|avx512`**; forcing a tier the
+//! CPU lacks is refused with a warning and the best detected tier runs. The same binary runs
+//! on any x86_64 or aarch64 CPU.
 //!
 //! ## Threads and determinism
 //! [`threads`] sizes parallelism from **`FEDGE_THREADS`** or
@@ -65,9 +68,10 @@
 //! ## Environment variables
 //! | variable | effect |
 //! |---|---|
-//! | `FEDGE_SIMD` | `portable` or `avx2`: force a tier (read once) |
+//! | `FEDGE_SIMD` | `portable`, `avx2` or `avx512`: force a tier (read once) |
 //! | `FEDGE_THREADS` | positive integer: thread budget (read once) |
 //! | `FEDGE_REQUIRE_AVX2` | tests only: `1` turns "AVX2 missing, tier skipped" into a failure |
+//! | `FEDGE_REQUIRE_AVX512` | tests only: `1` turns "AVX-512 missing, tier skipped" into a failure |
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -77,7 +81,7 @@ pub mod activation;
 pub mod conv2d;
 pub mod dense;
 pub mod dispatch;
-pub mod dropout;
+pub mod elementwise;
 mod error;
 pub mod gemm;
 pub mod geometry;
@@ -87,9 +91,7 @@ pub mod pool;
 mod simd;
 pub mod threads;
 
-pub use activation::{
-    Activation, relu_backward, relu_backward_inplace, relu_forward, relu_forward_inplace,
-};
+pub use activation::Activation;
 pub use conv2d::{
     ConvAlgo, PackedConv, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     conv2d_forward, conv2d_forward_maxpool2x2, conv2d_forward_maxpool2x2_packed,
@@ -101,7 +103,10 @@ pub use dense::{
     dense_forward_packed, pack_dense,
 };
 pub use dispatch::{Isa, Kernels, active_isa, kernels};
-pub use dropout::{dropout_backward, dropout_forward, dropout_forward_inplace};
+pub use elementwise::{
+    dropout_backward, dropout_forward, dropout_forward_inplace, relu_backward,
+    relu_backward_inplace, relu_forward, relu_forward_inplace,
+};
 pub use error::{KernelError, Result};
 pub use geometry::{Conv2dGeometry, DenseGeometry, Padding, Pool2dGeometry};
 pub use loss::{softmax_cross_entropy_backward, softmax_cross_entropy_forward, softmax_forward};

@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn probe_computes_the_chains_on_every_tier() {
-        for isa in [Isa::Portable, Isa::Avx2Fma] {
+        for isa in Isa::ALL {
             let Some(k) = Kernels::for_isa(isa) else {
                 continue;
             };

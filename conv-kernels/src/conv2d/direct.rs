@@ -8,6 +8,7 @@ use crate::dispatch::Kernels;
 use crate::error::Result;
 use crate::geometry::Conv2dGeometry;
 use crate::simd::F32Vec;
+use crate::simd::portable::Portable;
 use rayon::prelude::*;
 
 /// One output plane's worth of arguments for the per-tier plane kernel.
@@ -160,7 +161,9 @@ unsafe fn row_block<V: F32Vec, const NV: usize>(
     }
 }
 
-/// One output plane, `out[oh, ow] = act(bias + Σ_{c,kh,kw} in[c, oh+kh, ow+kw] · w[c,kh,kw])`.
+/// One output plane, `out[oh, ow] = act(bias + Σ_{c,kh,kw} in[c, oh+kh, ow+kw] · w[c,kh,kw])`:
+/// per row, blocks of 4, 2 and 1 `V` vectors, then one of `V::Half` and one of 4 lanes where
+/// those are narrower, then scalar.
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA.
@@ -169,7 +172,8 @@ pub(crate) unsafe fn conv_plane<V: F32Vec>(a: &PlaneArgs<'_>, out: &mut [f32]) {
     let l = V::LANES;
     for (oh, out_row) in out.chunks_exact_mut(a.out_w).enumerate().take(a.out_h) {
         let mut ow0 = 0;
-        // SAFETY: the caller guarantees `V`'s ISA.
+        // SAFETY: the caller guarantees `V`'s ISA, which includes `V::Half`'s; `Portable`
+        // needs only the target's baseline.
         unsafe {
             while ow0 + 4 * l <= a.out_w {
                 row_block::<V, 4>(a, oh, ow0, out_row);
@@ -182,6 +186,16 @@ pub(crate) unsafe fn conv_plane<V: F32Vec>(a: &PlaneArgs<'_>, out: &mut [f32]) {
             while ow0 + l <= a.out_w {
                 row_block::<V, 1>(a, oh, ow0, out_row);
                 ow0 += l;
+            }
+            let h = <V::Half as F32Vec>::LANES;
+            if h < l && ow0 + h <= a.out_w {
+                row_block::<V::Half, 1>(a, oh, ow0, out_row);
+                ow0 += h;
+            }
+            let p = Portable::LANES;
+            if p < h && ow0 + p <= a.out_w {
+                row_block::<Portable, 1>(a, oh, ow0, out_row);
+                ow0 += p;
             }
         }
         for (ow, o) in out_row.iter_mut().enumerate().skip(ow0) {

@@ -34,7 +34,7 @@ pub use packed::{
 };
 
 use crate::activation::Activation;
-use crate::dispatch::{Kernels, kernels};
+use crate::dispatch::{Isa, Kernels, kernels};
 use crate::error::{KernelError, Result, check_len};
 use crate::geometry::Conv2dGeometry;
 
@@ -53,24 +53,40 @@ pub enum ConvAlgo {
 }
 
 impl ConvAlgo {
-    /// The concrete algorithm `Auto` resolves to for `g`.
-    /// The concrete algorithm that runs `g`: `Auto` chooses by shape (Winograd for 5x5
-    /// kernels over at least [`WINOGRAD_MIN_CHANNELS`] input channels and batches of at
-    /// least [`WINOGRAD_MIN_BATCH`], im2col otherwise);
-    /// `Winograd` on a kernel it cannot compute runs im2col; the others run as asked.
+    /// The concrete algorithm that runs `g` on the process-wide tier ([`crate::active_isa`]);
+    /// see [`ConvAlgo::resolve_for`].
     pub fn resolve(self, g: &Conv2dGeometry) -> ConvAlgo {
+        self.resolve_for(g, crate::dispatch::active_isa())
+    }
+
+    /// The concrete algorithm that runs `g` on tier `isa`: `Auto` chooses by shape and tier
+    /// (the rule and the measurements behind it: `auto_algo` in this module's source, and
+    /// BENCHMARKS.md); `Winograd` on a kernel it cannot compute runs im2col; the others run
+    /// as asked.
+    pub fn resolve_for(self, g: &Conv2dGeometry, isa: Isa) -> ConvAlgo {
         match self {
-            ConvAlgo::Auto
-                if winograd::applies(g)
-                    && g.in_channels >= WINOGRAD_MIN_CHANNELS
-                    && g.batch >= WINOGRAD_MIN_BATCH =>
-            {
-                ConvAlgo::Winograd
-            }
-            ConvAlgo::Auto => ConvAlgo::Im2colGemm,
+            ConvAlgo::Auto => auto_algo(g, isa),
             ConvAlgo::Winograd if !winograd::applies(g) => ConvAlgo::Im2colGemm,
             other => other,
         }
+    }
+}
+
+/// What `Auto` runs for `g` on `isa`, from the kernel bench's per-tier figures for the
+/// Table 1 layer shapes (BENCHMARKS.md, "Kernels"):
+///
+/// * Winograd for 5x5 kernels over at least [`WINOGRAD_MIN_CHANNELS`] input channels and
+///   batches of at least [`WINOGRAD_MIN_BATCH`] (conv2 at batch 64: fastest on every tier);
+/// * otherwise im2col + GEMM.
+fn auto_algo(g: &Conv2dGeometry, isa: Isa) -> ConvAlgo {
+    let _ = isa;
+    if winograd::applies(g)
+        && g.in_channels >= WINOGRAD_MIN_CHANNELS
+        && g.batch >= WINOGRAD_MIN_BATCH
+    {
+        ConvAlgo::Winograd
+    } else {
+        ConvAlgo::Im2colGemm
     }
 }
 
@@ -238,7 +254,7 @@ impl Kernels {
         check_len(OP, "out", out.len(), g.output_len())?;
         check_scratch(OP, g, scratch)?;
         let relu = activation == Activation::Relu;
-        match algo.resolve(g) {
+        match algo.resolve_for(g, self.isa) {
             ConvAlgo::Direct => direct::forward(self, g, input, weight, bias, relu, out, scratch),
             ConvAlgo::Winograd => {
                 let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;

@@ -28,7 +28,7 @@ const ALPHA: usize = 6;
 /// Positions of the transformed tile.
 const XI: usize = ALPHA * ALPHA;
 /// Widest vector of any tier: transforms process this many tiles at most per step.
-const MAX_LANES: usize = 8;
+const MAX_LANES: usize = 16;
 /// Tiles a chunk aims for: V (36·C·T) and M (36·O·T) of conv2 stay within L2 (measured,
 /// see BENCHMARKS.md).
 const TARGET_TILES: usize = 64;

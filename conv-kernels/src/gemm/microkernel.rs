@@ -74,6 +74,18 @@ impl GemmTier for crate::simd::x86_64::Avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+impl GemmTier for crate::simd::x86_64::Avx512 {
+    // 16 accumulators + 2 B vectors + 1 broadcast of the 32 zmm registers: 8 rows divide the
+    // CNN's 32 and 64 output channels exactly (BENCHMARKS.md compares 8x32, 12x32, 14x32).
+    const TILE: Tile = Tile { mr: 8, nr: 32 };
+    #[inline(always)]
+    unsafe fn block(args: &BlockArgs<'_>, c: &mut [f32]) {
+        // SAFETY: forwarded precondition (AVX-512F).
+        unsafe { block::<Self, 8, 2>(args, c) }
+    }
+}
+
 /// The tile of `V`'s tier (a dispatch entry).
 ///
 /// # Safety

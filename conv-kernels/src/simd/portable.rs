@@ -1,7 +1,14 @@
 //! Portable tier: `wide::f32x4`, which is SSE2 on x86_64 and NEON on aarch64 (both baseline).
+//! Always present: the fallback of every other tier and the table they start from.
 
 use super::F32Vec;
+use crate::dispatch::{Isa, Kernels, with_kernel_list};
 use wide::f32x4;
+
+/// The portable tier's table: every kernel of the list on [`Portable`].
+pub(crate) fn table() -> Kernels {
+    with_kernel_list!(crate::simd::tier_table! { Portable, Isa::Portable, [] })
+}
 
 /// Four f32 lanes on the baseline ISA of the target.
 #[derive(Clone, Copy, Debug)]
@@ -11,6 +18,7 @@ pub(crate) struct Portable(f32x4);
 // through bounds-checked slice indexing.
 unsafe impl F32Vec for Portable {
     const LANES: usize = 4;
+    type Half = Portable;
 
     #[inline(always)]
     unsafe fn splat(v: f32) -> Self {

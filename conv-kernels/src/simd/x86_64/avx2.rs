@@ -1,19 +1,42 @@
-//! AVX2+FMA tier: 8 lanes of `core::arch::x86_64` intrinsics.
+//! AVX2+FMA tier: 8 lanes of `core::arch::x86_64` intrinsics, and the tier's table.
 //!
 //! The methods are only sound to call from code compiled with (or inlined into a fn carrying)
 //! `#[target_feature(enable = "avx2,fma")]` on a CPU where both were detected.
 
-use super::F32Vec;
+use crate::dispatch::{Isa, Kernels, with_kernel_list};
+use crate::simd::F32Vec;
+use crate::simd::portable::Portable;
 use core::arch::x86_64::*;
+
+/// The AVX2+FMA tier's table: every kernel of the list on [`Avx2`].
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA ([`Isa::Avx2Fma`]`.is_available()`).
+pub(crate) unsafe fn table() -> Kernels {
+    with_kernel_list!(crate::simd::tier_table! {
+        Avx2,
+        Isa::Avx2Fma,
+        [#[target_feature(enable = "avx2,fma")]]
+    })
+}
 
 /// Eight f32 lanes in a `__m256`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Avx2(__m256);
 
+impl Avx2 {
+    /// Wraps a raw vector (for the AVX-512 tier's halves).
+    #[inline(always)]
+    pub(crate) fn from_raw(v: __m256) -> Self {
+        Self(v)
+    }
+}
+
 // SAFETY: loads and stores go through slices whose length is checked first; the only other
 // precondition, AVX2+FMA support, is the trait's documented `unsafe` contract.
 unsafe impl F32Vec for Avx2 {
     const LANES: usize = 8;
+    type Half = Portable;
 
     #[inline(always)]
     unsafe fn splat(v: f32) -> Self {

@@ -97,6 +97,16 @@ proptest! {
 }
 
 #[test]
+fn maxpool_2x2_simd_matches_reference_every_row_width_mod_16() {
+    // out_w 1..=40: every mix of 16-, 8-, 4-lane and scalar steps, on every tier.
+    for w in 2..=81 {
+        let g = Pool2dGeometry::two_by_two(1, 2, 4, w).unwrap();
+        check_2x2_special(&g, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13]);
+        check(&g, w as u64);
+    }
+}
+
+#[test]
 fn maxpool_2x2_all_nan_and_all_neg_inf_windows_pick_the_first_element() {
     let g = Pool2dGeometry::two_by_two(1, 2, 4, 34).unwrap();
     check_2x2_special(&g, &[0]);

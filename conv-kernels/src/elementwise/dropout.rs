@@ -1,7 +1,5 @@
-//! Inverted dropout given a mask. The mask (0 or `1/(1-rate)` per element) is drawn by
-//! the caller from its seeded RNG, so the kernels stay pure.
-
-pub mod reference;
+//! Inverted dropout given a mask: an element-wise product. The mask (0 or `1/(1-rate)` per
+//! element) is drawn by the caller from its seeded RNG, so the kernels stay pure.
 
 use crate::dispatch::{Kernels, kernels};
 use crate::error::{Result, check_len};

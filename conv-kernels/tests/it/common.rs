@@ -3,23 +3,39 @@
 
 use conv_kernels::{Isa, Kernels};
 
-/// Every tier this host can run. AVX2 missing is a skip (printed), or a failure when
-/// `FEDGE_REQUIRE_AVX2=1` (CI), so the fast path is never silently untested there.
+/// Every tier this host can run, narrowest first. A missing AVX2 or AVX-512 tier is a skip
+/// (printed), or a failure when `FEDGE_REQUIRE_AVX2=1` / `FEDGE_REQUIRE_AVX512=1` (CI, and
+/// machines known to have it), so a fast path is never silently untested there.
 pub fn tiers() -> Vec<&'static Kernels> {
-    let mut v = vec![Kernels::for_isa(Isa::Portable).expect("portable tier always exists")];
-    match Kernels::for_isa(Isa::Avx2Fma) {
-        Some(k) => v.push(k),
-        None => {
-            if std::env::var("FEDGE_REQUIRE_AVX2").as_deref() == Ok("1") {
-                panic!(
-                    "FEDGE_REQUIRE_AVX2=1 but this CPU has no AVX2+FMA: the AVX2 tier cannot be tested"
+    let mut v = Vec::new();
+    for isa in Isa::ALL {
+        match Kernels::for_isa(isa) {
+            Some(k) => v.push(k),
+            None => {
+                let var = match isa {
+                    Isa::Avx512 => "FEDGE_REQUIRE_AVX512",
+                    _ => "FEDGE_REQUIRE_AVX2",
+                };
+                let required = std::env::var(var).as_deref() == Ok("1")
+                    && (isa == Isa::Avx512 || isa == Isa::Avx2Fma);
+                assert!(
+                    !required,
+                    "{var}=1 but this CPU lacks the {} tier: it cannot be tested",
+                    isa.name()
+                );
+                eprintln!(
+                    "note: the {} tier is not available here, skipped",
+                    isa.name()
                 );
             }
-            eprintln!("note: AVX2+FMA not available, skipping the avx2 tier");
         }
     }
+    assert_eq!(v[0].isa(), Isa::Portable, "the portable tier always exists");
     v
 }
+
+/// The widest vector of any tier: tails and offsets in the tests cover every residue mod it.
+pub const MAX_LANES: usize = 16;
 
 /// Deterministic values in [-1, 1) from a seed (xorshift64*).
 pub fn values(seed: u64, len: usize) -> Vec<f32> {

@@ -1,7 +1,7 @@
 //! Bit-identical outputs and gradients for 1 and 2 rayon threads, on a Table-1-sized batch,
 //! for every tier this host has.
 
-mod common;
+use crate::common;
 
 use common::{bits, tiers, values};
 use conv_kernels::{

@@ -91,7 +91,7 @@ impl Conv2dProblem {
                     .unwrap();
                 // Winograd's transforms scale terms by up to 25 before the products and
                 // back after: its rounding error is larger than a direct sum's.
-                let rel = if algo.resolve(g) == ConvAlgo::Winograd {
+                let rel = if algo.resolve_for(g, k.isa()) == ConvAlgo::Winograd {
                     WINOGRAD_REL
                 } else {
                     1e-5
@@ -226,6 +226,16 @@ fn conv2d_matches_reference_many_images_per_chunk() {
 fn conv2d_matches_reference_wide_rows_hit_every_vector_block() {
     // out_w = 45: 4-, 2- and 1-vector blocks plus a scalar tail on both tiers.
     case(1, 2, 3, 47, 2, 3, 3, Padding::Valid);
+}
+
+#[test]
+fn conv2d_matches_reference_every_row_width_mod_the_widest_blocks() {
+    // out_w 1..=80: every residue of the direct path's 4-vector blocks on AVX-512 (64
+    // columns), hence every mix of 4-, 2-, 1-vector, half-vector, 4-lane and scalar steps on
+    // every tier; and Winograd tile counts 1..=40 (every residue mod 16 lanes).
+    for out_w in 1..=80 {
+        case(1, 1, 5, out_w + 4, 2, 5, 5, Padding::Valid);
+    }
 }
 
 #[test]

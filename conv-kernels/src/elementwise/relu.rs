@@ -1,20 +1,4 @@
-//! ReLU forward and backward over flat slices, plus the small element-wise helpers the other
-//! kernels share (fused bias + ReLU epilogue, `dst += src`, fixed-order sums).
-//!
-//! Each body is written once, generic over the crate-private `F32Vec` trait, and instantiated per tier by
-//! [`crate::dispatch`].
-
-pub mod reference;
-
-/// Epilogue fused into a forward kernel (conv2d, dense).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Activation {
-    /// Identity.
-    #[default]
-    None,
-    /// `max(x, 0)`.
-    Relu,
-}
+//! ReLU forward and backward over flat slices.
 
 use crate::dispatch::{Kernels, kernels};
 use crate::error::{Result, check_len};
@@ -71,12 +55,6 @@ impl Kernels {
         Ok(())
     }
 }
-
-// ---- generic bodies (instantiated per tier in dispatch.rs) ----
-//
-// # Safety (all of them)
-// The CPU supports `V`'s ISA. Lengths are the caller's (checked) business; bodies only zip
-// slices, so a mismatch shortens the loop instead of reading out of bounds.
 
 /// `y = max(x, 0)`.
 ///
@@ -168,73 +146,4 @@ pub(crate) unsafe fn relu_backward_inplace_simd<V: F32Vec>(y: &[f32], g: &mut [f
             *g = 0.0;
         }
     }
-}
-
-/// `x = act(x + b)`: the fused epilogue of conv2d and dense.
-///
-/// # Safety
-/// The CPU supports `V`'s ISA.
-#[inline(always)]
-pub(crate) unsafe fn bias_act_simd<V: F32Vec>(x: &mut [f32], b: f32, relu: bool) {
-    let mut xs = x.chunks_exact_mut(V::LANES);
-    // SAFETY: the caller guarantees `V`'s ISA.
-    unsafe {
-        let bv = V::splat(b);
-        let zero = V::splat(0.0);
-        if relu {
-            for x in &mut xs {
-                V::load(x).add(bv).max(zero).store(x);
-            }
-        } else {
-            for x in &mut xs {
-                V::load(x).add(bv).store(x);
-            }
-        }
-    }
-    for x in xs.into_remainder() {
-        let v = *x + b;
-        *x = if relu { v.max(0.0) } else { v };
-    }
-}
-
-/// `dst += src` (lengths zipped).
-///
-/// # Safety
-/// The CPU supports `V`'s ISA.
-#[inline(always)]
-pub(crate) unsafe fn add_assign_simd<V: F32Vec>(dst: &mut [f32], src: &[f32]) {
-    let n = dst.len().min(src.len());
-    let (dst, src) = (&mut dst[..n], &src[..n]);
-    let mut ds = dst.chunks_exact_mut(V::LANES);
-    let mut ss = src.chunks_exact(V::LANES);
-    // SAFETY: the caller guarantees `V`'s ISA.
-    unsafe {
-        for (d, s) in (&mut ds).zip(&mut ss) {
-            V::load(d).add(V::load(s)).store(d);
-        }
-    }
-    for (d, &s) in ds.into_remainder().iter_mut().zip(ss.remainder()) {
-        *d += s;
-    }
-}
-
-/// Sum of `x` in a fixed order (lane-wise partial sums, then lanes, then the tail).
-///
-/// # Safety
-/// The CPU supports `V`'s ISA.
-#[inline(always)]
-pub(crate) unsafe fn sum_simd<V: F32Vec>(x: &[f32]) -> f32 {
-    let mut xs = x.chunks_exact(V::LANES);
-    // SAFETY: the caller guarantees `V`'s ISA.
-    let mut total = unsafe {
-        let mut acc = V::splat(0.0);
-        for x in &mut xs {
-            acc = acc.add(V::load(x));
-        }
-        acc.reduce_sum()
-    };
-    for &v in xs.remainder() {
-        total += v;
-    }
-    total
 }

@@ -4,7 +4,7 @@
 //! `backward(dy = r)`; each partial derivative is checked against
 //! `(L(x + h·e_i) - L(x - h·e_i)) / 2h`, evaluated in f64 from the f32 kernel outputs.
 
-mod common;
+use crate::common;
 
 use common::values;
 use conv_kernels::*;

@@ -1,12 +1,13 @@
 //! relu and dropout: every length 0..3*lanes+1 and every misaligned start, every tier.
 
-use crate::common::{tiers, values};
-use conv_kernels::activation::reference as relu_ref;
-use conv_kernels::dropout::reference as drop_ref;
+use crate::common::{MAX_LANES, tiers, values};
+use conv_kernels::elementwise::reference as relu_ref;
+use conv_kernels::elementwise::reference as drop_ref;
 
-/// Lengths and start offsets covering every vector tail and misalignment of 8-lane vectors.
+/// Lengths and start offsets covering every vector tail and misalignment of the widest
+/// (16-lane) vectors, hence of every narrower one.
 fn shapes() -> impl Iterator<Item = (usize, usize)> {
-    (0..=25).flat_map(|len| (0..8).map(move |off| (len, off)))
+    (0..=3 * MAX_LANES + 1).flat_map(|len| (0..MAX_LANES).map(move |off| (len, off)))
 }
 
 #[test]

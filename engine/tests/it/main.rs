@@ -1,0 +1,3 @@
+//! engine's integration tests: one binary, one module per file.
+
+mod model;
