@@ -296,6 +296,38 @@ fn bench_conv(c: &mut Criterion<ThreadCpu>) {
                 },
             );
         }
+        // The model's inference path: filters transformed and packed once (per model
+        // version), per tier.
+        for isa in Isa::ALL {
+            let Some(kt) = Kernels::for_isa(isa) else {
+                continue;
+            };
+            let shape = [g.out_channels, g.in_channels, g.kernel_h, g.kernel_w];
+            let packed = kt.pack_conv2d(shape, &w).unwrap();
+            if !packed.is_winograd() {
+                continue;
+            }
+            grp.bench_function(
+                BenchmarkId::new(
+                    format!("{name}_forward"),
+                    format!("WinogradPacked_{}", isa.name()),
+                ),
+                |bch| {
+                    bch.iter(|| {
+                        kt.conv2d_forward_packed(
+                            &g,
+                            &x,
+                            &packed,
+                            Some(&b),
+                            Activation::Relu,
+                            &mut out,
+                            &mut scratch,
+                        )
+                        .unwrap()
+                    })
+                },
+            );
+        }
         grp.bench_function(
             BenchmarkId::new(format!("{name}_forward"), "reference"),
             |bch| {

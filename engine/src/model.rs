@@ -595,7 +595,7 @@ impl Sequential {
                     let (_, b) = param_pair(&self.params, c.param)?;
                     let w = packed.conv(c.param).ok_or_else(missing)?;
                     let g = c.geometry(m)?;
-                    let wino = w.is_winograd();
+                    let wino = w.runs_winograd(&g);
                     let pool = steps.next_if(|next| fuses_with_pool(c, &g, wino, next, step.dst));
                     if let Some(pool) = pool {
                         // Conv + bias + ReLU + 2x2 max-pool in one kernel: the full-size

@@ -94,9 +94,11 @@ fn auto_algo(g: &Conv2dGeometry, isa: Isa) -> ConvAlgo {
 /// GEMMs have too short a reduction (conv1 has one channel; im2col's K = 25 does better).
 pub const WINOGRAD_MIN_CHANNELS: usize = 8;
 
-/// Images from which `Auto` takes Winograd: its weight transform (about 60 us for conv2 on
-/// one AVX2 core) is paid per call and saves about 30 us per image (measured with
-/// `peer_bench`: batch 1 0.185 -> 0.245 ms, batch 32 5.4 -> 4.4 ms).
+/// Images from which `Auto` (and the packed path) takes Winograd: unpacked, its weight
+/// transform (about 60 us for conv2 on one AVX2 core) is paid per call and saves about 30 us
+/// per image (measured with `peer_bench`: batch 1 0.185 -> 0.245 ms, batch 32 5.4 -> 4.4
+/// ms); packed once, batch 1 still loses (one image's 16 tiles half-fill the AVX-512 GEMM
+/// tile: model bench batch 1, 0.36 vs 0.29 ms).
 pub const WINOGRAD_MIN_BATCH: usize = 4;
 
 /// Scratch elements one worker needs for any conv2d kernel of geometry `g`.
