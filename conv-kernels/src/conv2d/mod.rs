@@ -14,7 +14,10 @@
 //!   our AVX2 tier; it stays callable for tests and benches, and as the fallback design for
 //!   CPUs where that changes.
 //! * [`ConvAlgo::Winograd`] (`winograd.rs`, forward only, 5x5 kernels): F(2x2, 5x5), 2.78x
-//!   fewer multiplies than direct convolution, as 36 GEMMs over transformed tiles.
+//!   fewer multiplies than direct convolution, as 36 GEMMs over transformed tiles (on our
+//!   GEMM with the transformed filters packed, on the AVX2 and AVX-512 tiers).
+//!   [`PackedConv`] transforms and packs the filters once per model version (the engine's
+//!   inference path); the unpacked entry points do it once per call.
 //! * [`ConvAlgo::Auto`] resolves by shape (see [`ConvAlgo::resolve`] and BENCHMARKS.md).
 //!
 //! The public functions validate every buffer against the [`Conv2dGeometry`] and return a
