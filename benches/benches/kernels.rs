@@ -14,7 +14,7 @@
 //! processes would otherwise be charged to the kernel. Cache and SMT interference remain, so
 //! compare kernels with the sgemm line of the same run.
 
-use conv_kernels::gemm::{MatMut, MatRef, sgemm};
+use conv_kernels::gemm::{MatMut, MatRef, Operand, sgemm};
 use conv_kernels::{
     Activation, Conv2dGeometry, ConvAlgo, DenseGeometry, Kernels, Padding, Pool2dGeometry, conv2d,
     conv2d_scratch_len, dense, pool,
@@ -185,6 +185,124 @@ fn bench_sgemm(c: &mut Criterion<ThreadCpu>) {
                 black_box(&out);
             })
         });
+    }
+    grp.finish();
+}
+
+/// Our blocked GEMM (`Kernels::gemm`) against `matrixmultiply::sgemm` on the CNN's real GEMM
+/// shapes, per tier: `mm` = matrixmultiply, `ours` = both operands packed per call,
+/// `ours_packed_w` = the weight operand packed once (as the model does).
+fn bench_gemm_ours(c: &mut Criterion<ThreadCpu>) {
+    let mut grp = configure(c);
+    // (name, m, k, n, weights on the left?)
+    let shapes = [
+        ("winograd_xi_64x32x64", 64, 32, 64, true),
+        ("conv1_im2col_32x25x576", 32, 25, 576, true),
+        ("fc1_b64_64x1024x256", 64, 1024, 256, false),
+        ("cube_512", 512, 512, 512, true),
+    ];
+    for (name, m, k, n, w_left) in shapes {
+        let a = values(1, m * k);
+        let b = values(2, k * n);
+        let mut out = vec![0.0; m * n];
+        let (av, bv) = if w_left {
+            (MatRef::row_major(&a, k), MatRef::row_major(&b, n))
+        } else {
+            // Dense: x[m, k] · Wᵀ with W [n, k] row-major.
+            (MatRef::row_major(&a, k), MatRef::col_major(&b, k))
+        };
+        grp.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        grp.bench_function(BenchmarkId::new(format!("gemm/{name}"), "mm"), |bch| {
+            bch.iter(|| {
+                sgemm(m, k, n, 1.0, av, bv, 0.0, MatMut::row_major(&mut out, n)).unwrap();
+                black_box(&out);
+            })
+        });
+        for kt in tiers() {
+            let isa = kt.isa();
+            grp.bench_function(
+                BenchmarkId::new(format!("gemm/{name}"), format!("ours_{}", isa.name())),
+                |bch| {
+                    bch.iter(|| {
+                        kt.gemm(
+                            m,
+                            k,
+                            n,
+                            1.0,
+                            Operand::View(av),
+                            Operand::View(bv),
+                            0.0,
+                            MatMut::row_major(&mut out, n),
+                        )
+                        .unwrap();
+                        black_box(&out);
+                    })
+                },
+            );
+            let pa = kt.gemm_pack_a(m, k, av).unwrap();
+            let pb = kt.gemm_pack_b(k, n, bv).unwrap();
+            let (ao, bo) = if w_left {
+                (Operand::Packed(&pa), Operand::View(bv))
+            } else {
+                (Operand::View(av), Operand::Packed(&pb))
+            };
+            grp.bench_function(
+                BenchmarkId::new(
+                    format!("gemm/{name}"),
+                    format!("ours_packed_w_{}", isa.name()),
+                ),
+                |bch| {
+                    bch.iter(|| {
+                        kt.gemm(m, k, n, 1.0, ao, bo, 0.0, MatMut::row_major(&mut out, n))
+                            .unwrap();
+                        black_box(&out);
+                    })
+                },
+            );
+        }
+    }
+    grp.finish();
+}
+
+/// The model's inference path for conv2: filters transformed and packed once (per model
+/// version), per tier and batch: `conv2_forward_b<n>/<tier>/WinogradPacked`.
+fn bench_conv_packed(c: &mut Criterion<ThreadCpu>) {
+    let mut grp = configure(c);
+    for n in FORWARD_BATCHES {
+        let (name, g) = conv_shapes(n)[1];
+        let x = values(3, g.input_len());
+        let w = values(4, g.weight_len());
+        let b = values(5, g.out_channels);
+        let mut out = vec![0.0; g.output_len()];
+        let mut scratch = vec![0.0; conv2d_scratch_len(&g)];
+        grp.throughput(Throughput::Elements(conv_flops(&g)));
+        for k in tiers() {
+            let shape = [g.out_channels, g.in_channels, g.kernel_h, g.kernel_w];
+            let packed = k.pack_conv2d(shape, &w).unwrap();
+            if !packed.is_winograd() {
+                continue;
+            }
+            grp.bench_function(
+                BenchmarkId::new(
+                    format!("{name}_forward_b{n}/{}", k.isa().name()),
+                    "WinogradPacked",
+                ),
+                |bch| {
+                    bch.iter(|| {
+                        k.conv2d_forward_packed(
+                            &g,
+                            &x,
+                            &packed,
+                            Some(&b),
+                            Activation::Relu,
+                            &mut out,
+                            &mut scratch,
+                        )
+                        .unwrap()
+                    })
+                },
+            );
+        }
     }
     grp.finish();
 }
@@ -487,7 +605,7 @@ fn bench_dense_small(c: &mut Criterion<ThreadCpu>) {
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpu);
-    targets = bench_peak, bench_sgemm, bench_conv_forward, bench_conv_pool, bench_conv_backward,
+    targets = bench_peak, bench_sgemm, bench_gemm_ours, bench_conv_forward, bench_conv_packed, bench_conv_pool, bench_conv_backward,
         bench_dense_pool,
         bench_dense_small
 }

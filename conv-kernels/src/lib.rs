@@ -23,14 +23,21 @@
 //!
 //! ## Layouts
 //! Activations NCHW; conv weights OIHW `(out, in, kh, kw)`; dense input `[N, in]`, weights
-//! `[out, in]` (PyTorch's layouts, so safetensors files map 1:1). Kernels never allocate:
-//! callers own outputs and scratch ([`conv2d_scratch_len`] sizes the conv scratch). Each
+//! `[out, in]` (PyTorch's layouts, so safetensors files map 1:1). Callers own outputs and
+//! scratch ([`conv2d_scratch_len`] sizes the conv scratch); the only allocations are our
+//! GEMM's per-thread packing buffer (grown once, then reused) and the unpacked Winograd
+//! path's per-call filter transform (use [`PackedConv`] to do it once). Each
 //! family keeps a naive `reference` module beside it: the oracle of the tests and benches.
 //!
 //! ## Algorithms
-//! Dense layers and convolutions run on [`gemm::sgemm`], a checked wrapper over
-//! `matrixmultiply::sgemm` (which picks its own AVX-512/AVX2/NEON microkernel at runtime);
-//! transposes are strides, never copies. conv2d uses im2col + GEMM with a fused bias + ReLU
+//! GEMMs run on one of two implementations behind [`gemm`], chosen per call site by
+//! measurement ([`Kernels::gemm_beats_matrixmultiply`]): our register-blocked GEMM
+//! ([`Kernels::gemm`], microkernel written once over the vector trait, 6x8 / 6x16 / 8x32
+//! tiles on the portable / AVX2 / AVX-512 tiers), fed by weights packed once per model
+//! version ([`PackedConv`], [`PackedDense`]) for the inference forward passes; and
+//! [`gemm::sgemm`], a checked wrapper over `matrixmultiply::sgemm`, for the gradients, the
+//! im2col conv1 and the portable tier (and as the tests' and benches' reference line).
+//! Transposes are strides, never copies. conv2d uses im2col + GEMM with a fused bias + ReLU
 //! epilogue, col2im for the input gradient; see [`conv2d`] for the algorithms and when each
 //! wins. Element-wise kernels (ReLU, dropout, epilogues, sums), im2col, the 2x2 max-pool and
 //! the small-batch dense GEMV ([`dense::GEMV_MAX_BATCH`]) run on the dispatched SIMD tier.
@@ -60,7 +67,8 @@
 //!
 //! ## Unsafe policy
 //! `unsafe` lives only in leaf code: the one `matrixmultiply::sgemm` call in [`gemm`], after
-//! every index it can touch has been checked against its slice; and the SIMD tier code, whose
+//! every index it can touch has been checked against its slice; and the SIMD tier code
+//! (our GEMM microkernel included, which reads its packed panels through slices), whose
 //! vector loads and stores go through bounds-checked slices and whose only precondition (the
 //! CPU supports the tier) is established by detection before a tier's table exists. Every
 //! `unsafe` block carries a `// SAFETY:` comment; `unsafe_op_in_unsafe_fn`,
@@ -95,10 +103,15 @@ pub mod threads;
 
 pub use activation::Activation;
 pub use conv2d::{
-    ConvAlgo, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
-    conv2d_forward_maxpool2x2, conv2d_pool_fusable, conv2d_scratch_len, conv2d_scratch_slot_len,
+    ConvAlgo, PackedConv, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+    conv2d_forward, conv2d_forward_maxpool2x2, conv2d_forward_maxpool2x2_packed,
+    conv2d_forward_packed, conv2d_pool_fusable, conv2d_scratch_len, conv2d_scratch_slot_len,
+    pack_conv2d,
 };
-pub use dense::{dense_backward_bias, dense_backward_input, dense_backward_weight, dense_forward};
+pub use dense::{
+    PackedDense, dense_backward_bias, dense_backward_input, dense_backward_weight, dense_forward,
+    dense_forward_packed, pack_dense,
+};
 pub use dispatch::{Isa, Kernels, active_isa, kernels};
 pub use elementwise::{
     dropout_backward, dropout_forward, dropout_forward_inplace, relu_backward,

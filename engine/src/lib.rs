@@ -80,6 +80,7 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+mod packed;
 pub mod params;
 pub mod presets;
 pub mod rng;

@@ -8,8 +8,10 @@
 use crate::error::{Error, Result};
 use crate::init::init_params;
 use crate::layers::{Layer, Plan, Step};
+use crate::packed::PackedWeights;
 use crate::params::ParamSet;
 use crate::spec::{LayerShape, LayerSpec, ModelSpec};
+use std::sync::{Arc, OnceLock};
 
 /// Images per inference micro-batch when none is given. For the Table 1 CNN on one core the
 /// bench's sweep (`infer_micro_batch`, CPU time) gave 8,582 / 9,304 / 9,601 / 9,216 / 8,407
@@ -118,6 +120,7 @@ impl InferenceScratch {
 fn fuses_with_pool(
     conv: &crate::layers::Conv2d,
     g: &conv_kernels::Conv2dGeometry,
+    winograd: bool,
     next: &Step,
     conv_dst: usize,
 ) -> bool {
@@ -125,7 +128,7 @@ fn fuses_with_pool(
         && next.src == conv_dst
         && conv.relu
         && conv_kernels::conv2d_pool_fusable(g)
-        && conv_kernels::ConvAlgo::Auto.resolve(g) == conv_kernels::ConvAlgo::Winograd
+        && winograd
 }
 
 /// Where the current activation lives during inference.
@@ -148,6 +151,9 @@ pub struct Sequential {
     pub(crate) plan: Plan,
     pub(crate) params: ParamSet,
     pub(crate) train: Option<Box<crate::train::TrainState>>,
+    /// The weights prepared for inference, derived from `params` (see `packed.rs`): set
+    /// when parameters are installed, emptied by every `&mut` path to them.
+    pub(crate) packed: OnceLock<Arc<PackedWeights>>,
 }
 
 impl Clone for Sequential {
@@ -158,6 +164,7 @@ impl Clone for Sequential {
             plan: self.plan.clone(),
             params: self.params.clone(),
             train: None,
+            packed: self.packed.clone(),
         }
     }
 }
@@ -239,12 +246,7 @@ impl Sequential {
     pub fn new(spec: ModelSpec, seed: u64) -> Result<Self> {
         let plan = Plan::new(&spec)?;
         let params = init_params(&plan.params, seed)?;
-        Ok(Self {
-            spec,
-            plan,
-            params,
-            train: None,
-        })
+        Ok(Self::assemble(spec, plan, params))
     }
 
     /// A model of `spec` with the given parameters (any order; names and shapes checked).
@@ -255,12 +257,7 @@ impl Sequential {
     pub fn from_params(spec: ModelSpec, params: ParamSet) -> Result<Self> {
         let plan = Plan::new(&spec)?;
         let params = arrange(&plan, params)?;
-        Ok(Self {
-            spec,
-            plan,
-            params,
-            train: None,
-        })
+        Ok(Self::assemble(spec, plan, params))
     }
 
     /// A model from a loaded weights file: its recorded spec and its tensors (which stay
@@ -283,7 +280,11 @@ impl Sequential {
     }
 
     /// The parameters, mutable (values only: a changed layout is refused at the next use).
+    ///
+    /// The weights packed for inference are dropped (they may no longer match) and rebuilt
+    /// at the next inference.
     pub fn params_mut(&mut self) -> &mut ParamSet {
+        self.packed = OnceLock::new();
         &mut self.params
     }
 
@@ -291,14 +292,61 @@ impl Sequential {
     ///
     /// # Errors
     /// As [`Sequential::from_params`]; the model is unchanged on error.
+    ///
+    /// The weights are packed for inference right away (a hot swap pays it here, not on
+    /// the next request).
     pub fn set_params(&mut self, params: ParamSet) -> Result<()> {
         self.params = arrange(&self.plan, params)?;
+        self.packed = OnceLock::new();
+        self.prepack();
         Ok(())
+    }
+
+    /// A model of validated parts, its weights packed for inference.
+    fn assemble(spec: ModelSpec, plan: Plan, params: ParamSet) -> Self {
+        let model = Self {
+            spec,
+            plan,
+            params,
+            train: None,
+            packed: OnceLock::new(),
+        };
+        model.prepack();
+        model
+    }
+
+    /// Packs the weights now if they are not; a failure (parameters that do not fit the
+    /// plan) is left for the next inference to report.
+    fn prepack(&self) {
+        let _ = self.packed_weights();
+    }
+
+    /// The weights packed for inference, built from the current parameters if needed.
+    pub(crate) fn packed_weights(&self) -> Result<&PackedWeights> {
+        if let Some(p) = self.packed.get() {
+            return Ok(p);
+        }
+        self.check_params()?;
+        let built = Arc::new(PackedWeights::build(&self.plan, &self.params)?);
+        // Another thread may have won the race with the same parameters: either is right.
+        let _ = self.packed.set(built);
+        match self.packed.get() {
+            Some(p) => Ok(p),
+            None => Err(Error::InvalidArgument(
+                "internal: packed weights not set".into(),
+            )),
+        }
+    }
+
+    /// f32 elements of the weights currently packed for inference (0 when not packed).
+    pub fn packed_len(&self) -> usize {
+        self.packed.get().map_or(0, |p| p.len())
     }
 
     /// Takes the parameters out, leaving an empty set (call [`Sequential::set_params`] before
     /// using the model again).
     pub fn take_params(&mut self) -> ParamSet {
+        self.packed = OnceLock::new();
         std::mem::take(&mut self.params)
     }
 
@@ -513,6 +561,8 @@ impl Sequential {
             conv,
             ..
         } = s;
+        let packed = self.packed_weights()?;
+        let missing = || Error::InvalidArgument("internal: layer weights not packed".into());
         let mut steps = self.plan.steps.iter().peekable();
         while let Some(step) = steps.next() {
             let mut out_len = m * self.plan.buf_len[step.dst];
@@ -542,21 +592,24 @@ impl Sequential {
             let src = &src[..len];
             match &step.layer {
                 Layer::Conv2d(c) => {
-                    let (w, b) = param_pair(&self.params, c.param)?;
+                    let (_, b) = param_pair(&self.params, c.param)?;
+                    let w = packed.conv(c.param).ok_or_else(missing)?;
                     let g = c.geometry(m)?;
-                    let pool = steps.next_if(|next| fuses_with_pool(c, &g, next, step.dst));
+                    let wino = w.runs_winograd(&g);
+                    let pool = steps.next_if(|next| fuses_with_pool(c, &g, wino, next, step.dst));
                     if let Some(pool) = pool {
                         // Conv + bias + ReLU + 2x2 max-pool in one kernel: the full-size
                         // activation is never written (inference needs no argmax).
                         out_len = m * self.plan.buf_len[pool.dst];
                         c.forward_pooled(&g, &src[..len], w, b, &mut dst[..out_len], conv)?;
                     } else {
-                        c.forward(&g, src, w, b, &mut dst[..out_len], conv)?;
+                        c.forward_packed(&g, src, w, b, &mut dst[..out_len], conv)?;
                     }
                 }
                 Layer::Dense(d) => {
-                    let (w, b) = param_pair(&self.params, d.param)?;
-                    d.forward(&d.geometry(m)?, src, w, b, &mut dst[..out_len])?;
+                    let (_, b) = param_pair(&self.params, d.param)?;
+                    let w = packed.dense(d.param).ok_or_else(missing)?;
+                    d.forward_packed(&d.geometry(m)?, src, w, b, &mut dst[..out_len])?;
                 }
                 Layer::MaxPool2d(p) => p.forward(
                     &p.geometry(m)?,

@@ -412,6 +412,9 @@ impl Sequential {
             examples: 0,
             seconds: 0.0,
         };
+        // The parameters change with every step: the inference packing is dropped here and
+        // rebuilt at the next inference (training packs per step inside its kernels).
+        self.packed = std::sync::OnceLock::new();
         let Self {
             plan,
             params,

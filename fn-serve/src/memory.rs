@@ -30,10 +30,12 @@ pub fn default_max_model_bytes(available: Option<u64>) -> u64 {
 }
 
 /// Estimated bytes of serving `spec` on `threads` compute threads with micro-batches of
-/// `micro_batch` images and requests of up to `max_batch` images: the weights, each
-/// thread's scratch ([`scratch_bytes`]) and the probabilities of the largest request. `None`
-/// for a spec that does not validate. The rest of the process (runtime, connections, the
-/// decoded inputs within the decode budget) is [`SERVING_OVERHEAD`]; measured peaks are in
+/// `micro_batch` images and requests of up to `max_batch` images: the weights three times
+/// (the mapped parameters, and the conv and dense weights packed for the SIMD tier, which
+/// keep a raw copy beside their panels: `engine`'s `packed.rs`), each thread's scratch
+/// ([`scratch_bytes`]) and the probabilities of the largest request. `None` for a spec that
+/// does not validate. The rest of the process (runtime, connections, the decoded inputs
+/// within the decode budget) is [`SERVING_OVERHEAD`]; measured peaks are in
 /// docs/ROBUSTNESS.md.
 pub fn inference_bytes(
     spec: &ModelSpec,
@@ -43,7 +45,7 @@ pub fn inference_bytes(
 ) -> Option<u64> {
     let scratch = scratch_bytes(spec, micro_batch)?;
     let output = max_batch as u64 * spec.num_classes() as u64;
-    Some(4 * (spec.num_params() as u64 + output) + threads as u64 * scratch)
+    Some(4 * (3 * spec.num_params() as u64 + output) + threads as u64 * scratch)
 }
 
 /// Bytes of one compute thread's inference scratch for micro-batches of `micro_batch`

@@ -14,10 +14,15 @@
 //!   2.5-4x slower than im2col there on every tier, AVX-512 included; it stays callable
 //!   for tests and benches, and `Auto` never picks it.
 //! * [`ConvAlgo::Winograd`] (`winograd.rs`, forward only, 5x5 kernels): F(2x2, 5x5), 2.78x
-//!   fewer multiplies than direct convolution, as 36 GEMMs over transformed tiles.
+//!   fewer multiplies than direct convolution, as 36 GEMMs over transformed tiles (on our
+//!   GEMM with the transformed filters packed, on the AVX2 and AVX-512 tiers).
+//!   [`PackedConv`] transforms and packs the filters once per model version (the engine's
+//!   inference path); the unpacked entry points do it once per call.
 //! * [`ConvAlgo::Auto`] resolves by shape and tier, from measurements (see
 //!   [`ConvAlgo::resolve_for`] and BENCHMARKS.md): Winograd for conv2-like layers at batch
-//!   >= 8 on AVX-512, im2col otherwise.
+//!   >= 8 on AVX-512, im2col otherwise. The packed path has its own rule
+//!   ([`PackedConv::runs_winograd`]): with no per-call weight transform, Winograd pays from
+//!   [`PACKED_WINOGRAD_MIN_BATCH`] images.
 //!
 //! The public functions validate every buffer against the [`Conv2dGeometry`] and return a
 //! [`crate::KernelError`] before touching memory; [`reference`](mod@reference) holds the naive oracle.
@@ -27,8 +32,13 @@
 
 pub(crate) mod direct;
 pub(crate) mod im2col;
+mod packed;
 pub mod reference;
 pub(crate) mod winograd;
+
+pub use packed::{
+    PackedConv, conv2d_forward_maxpool2x2_packed, conv2d_forward_packed, pack_conv2d,
+};
 
 use crate::activation::Activation;
 use crate::dispatch::{Isa, Kernels, kernels};
@@ -110,6 +120,13 @@ pub const WINOGRAD_MIN_CHANNELS: usize = 8;
 /// paid per call, so conv2 at batch 1 runs im2col faster (0.13 vs 0.18 ms); from batch 8 on
 /// Winograd ties or wins (measured at 1, 8, 32, 64).
 pub const WINOGRAD_MIN_BATCH: usize = 8;
+
+/// Images from which the packed path ([`PackedConv::runs_winograd`]) takes Winograd: the
+/// filters are transformed once per model version, so only the per-image work counts; batch
+/// 1 still loses (one image's 16 tiles half-fill the AVX-512 GEMM tile: model bench batch 1,
+/// 0.36 vs 0.29 ms), batch 32 and up gain 1.19-1.22x end to end (BENCHMARKS.md, Kernels).
+/// Measured on the AVX-512 tier (Zen 4); the AVX2 tier runs the same rule unmeasured.
+pub const PACKED_WINOGRAD_MIN_BATCH: usize = 4;
 
 /// Scratch elements one worker needs for any conv2d kernel of geometry `g`.
 pub fn conv2d_scratch_slot_len(g: &Conv2dGeometry) -> usize {
@@ -269,7 +286,8 @@ impl Kernels {
         match algo.resolve_for(g, self.isa) {
             ConvAlgo::Direct => direct::forward(self, g, input, weight, bias, relu, out, scratch),
             ConvAlgo::Winograd => {
-                winograd::forward(self, g, input, weight, bias, relu, false, out, scratch)
+                let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
+                winograd::forward(self, g, input, &u, bias, relu, false, out, scratch)
             }
             _ => im2col::forward(self, g, input, weight, bias, relu, out, scratch),
         }
@@ -303,7 +321,8 @@ impl Kernels {
         check_len(OP, "out", out.len(), g.output_len() / 4)?;
         check_scratch(OP, g, scratch)?;
         let relu = activation == Activation::Relu;
-        winograd::forward(self, g, input, weight, bias, relu, true, out, scratch)
+        let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
+        winograd::forward(self, g, input, &u, bias, relu, true, out, scratch)
     }
 
     /// [`conv2d_backward_input`] on this tier.

@@ -5,17 +5,20 @@
 //! channels become 36 small GEMMs, `M[ξ] (O x T) = U[ξ] (O x C) · V[ξ] (C x T)`, over the
 //! T tiles of a chunk of images: 36 x 4 = 144 multiply-adds per tile and channel pair where
 //! direct convolution needs 4 x 25 = 100 per output pixel, i.e. 2.78x fewer. The price is
-//! the three transforms (weights once per call, inputs once per tile and channel, outputs
+//! the three transforms (weights once per model version or call, inputs once per tile and channel, outputs
 //! once per tile and output channel) and a slightly larger rounding error than the direct
 //! sum (the transforms' coefficients reach 5 and 1/24; tested against the reference).
 //!
 //! The transforms run on the dispatched SIMD tier, one tile (or filter) per lane; the GEMMs
-//! on `matrixmultiply`. Each output depends only on its own tile's data and the fixed
+//! on our blocked GEMM with the transformed filters packed once ([`pack_weights`]: per model
+//! version through [`super::PackedConv`], else per call), which beats `matrixmultiply` on
+//! these small products (`O x C x T` = 64 x 32 x 64 for conv2; BENCHMARKS.md) on the AVX2
+//! and AVX-512 tiers; the portable tier keeps `matrixmultiply` (which loses nothing there). Each output depends only on its own tile's data and the fixed
 //! reduction order over channels, so results do not depend on the thread count.
 
 use crate::dispatch::Kernels;
-use crate::error::Result;
-use crate::gemm::{MatMut, MatRef, sgemm};
+use crate::error::{KernelError, Result};
+use crate::gemm::{MatMut, MatRef, Operand, PackedPanels, sgemm};
 use crate::geometry::Conv2dGeometry;
 use crate::simd::F32Vec;
 use rayon::prelude::*;
@@ -42,8 +45,6 @@ pub(crate) struct WinogradPlan {
     tiles_w: usize,
     /// Images per chunk.
     cn: usize,
-    /// Elements of the transformed weights, `[36, O, C]`.
-    u_len: usize,
     /// Elements of one worker's V `[36, C, T]` plus M `[36, O, T]`.
     work_len: usize,
 }
@@ -58,14 +59,13 @@ impl WinogradPlan {
             tiles_h,
             tiles_w,
             cn,
-            u_len: XI * g.out_channels * g.in_channels,
             work_len: XI * (g.in_channels + g.out_channels) * t,
         }
     }
 
-    /// Scratch one worker slot must hold: the shared U (the first slot's) plus its own work.
+    /// Scratch one worker slot must hold: its V and M (the packed U lives outside).
     pub(crate) fn slot_len(&self) -> usize {
-        self.u_len + self.work_len
+        self.work_len
     }
 }
 
@@ -391,14 +391,60 @@ pub(crate) fn pool_fusable(g: &Conv2dGeometry) -> bool {
     applies(g) && g.out_h.is_multiple_of(2) && g.out_w.is_multiple_of(2)
 }
 
-/// Forward convolution by Winograd F(2x2, 5x5), with the bias + ReLU epilogue and, when
+/// The transformed filters `U[ξ]` (`O x C`) as the tier's GEMM wants them.
+#[derive(Debug, Clone)]
+pub(crate) enum Filters {
+    /// Packed into our GEMM's panels, one per ξ.
+    Packed(Vec<PackedPanels>),
+    /// Row-major `[36, O, C]` for `matrixmultiply`, on tiers where our GEMM loses to it.
+    Plain(Vec<f32>),
+}
+
+impl Filters {
+    /// f32 elements held.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Filters::Packed(u) => u.iter().map(PackedPanels::len).sum(),
+            Filters::Plain(u) => u.len(),
+        }
+    }
+}
+
+/// The transformed filters of `w`: computed once per model version by
+/// [`super::PackedConv`], or once per call by the unpacked API.
+pub(crate) fn pack_weights(
+    k: &Kernels,
+    out_channels: usize,
+    in_channels: usize,
+    w: &[f32],
+) -> Result<Filters> {
+    let per = out_channels * in_channels;
+    let mut u = vec![0.0; XI * per];
+    (k.winograd_weights)(w, &mut u);
+    if !k.gemm_beats_matrixmultiply() {
+        return Ok(Filters::Plain(u));
+    }
+    u.chunks_exact(per)
+        .map(|uxi| {
+            k.gemm_pack_a(
+                out_channels,
+                in_channels,
+                MatRef::row_major(uxi, in_channels),
+            )
+        })
+        .collect::<Result<_>>()
+        .map(Filters::Packed)
+}
+
+/// Forward convolution by Winograd F(2x2, 5x5) with the packed transformed filters `u` (36
+/// of them, from [`pack_weights`] on the same tier), the bias + ReLU epilogue and, when
 /// `pool`, the 2x2 max-pool (`out` then holds the pooled `[N, O, OH/2, OW/2]`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     k: &Kernels,
     g: &Conv2dGeometry,
     x: &[f32],
-    w: &[f32],
+    u: &Filters,
     bias: Option<&[f32]>,
     relu: bool,
     pool: bool,
@@ -406,9 +452,7 @@ pub(crate) fn forward(
     scratch: &mut [f32],
 ) -> Result<()> {
     let plan = WinogradPlan::new(g);
-    let (u, work) = scratch.split_at_mut(plan.u_len);
-    (k.winograd_weights)(w, u);
-    let u: &[f32] = u;
+    let work = scratch;
     let (c_all, o_all) = (g.in_channels, g.out_channels);
     let per_img = plan.tiles_h * plan.tiles_w;
     let in_img = c_all * g.in_h * g.in_w;
@@ -424,16 +468,27 @@ pub(crate) fn forward(
         let m = &mut rest[..XI * o_all * t];
         (k.winograd_input)(g, &x[n0 * in_img..][..nimg * in_img], nimg, v);
         for xi in 0..XI {
-            sgemm(
-                o_all,
-                c_all,
-                t,
-                1.0,
-                MatRef::row_major(&u[xi * o_all * c_all..][..o_all * c_all], c_all),
-                MatRef::row_major(&v[xi * c_all * t..][..c_all * t], t),
-                0.0,
-                MatMut::row_major(&mut m[xi * o_all * t..][..o_all * t], t),
-            )?;
+            let b = MatRef::row_major(&v[xi * c_all * t..][..c_all * t], t);
+            let c = MatMut::row_major(&mut m[xi * o_all * t..][..o_all * t], t);
+            match u {
+                Filters::Packed(u) => {
+                    let a = u.get(xi).ok_or(KernelError::Overflow { op: "winograd" })?;
+                    k.gemm(
+                        o_all,
+                        c_all,
+                        t,
+                        1.0,
+                        Operand::Packed(a),
+                        Operand::View(b),
+                        0.0,
+                        c,
+                    )?
+                }
+                Filters::Plain(u) => {
+                    let a = &u[xi * o_all * c_all..][..o_all * c_all];
+                    sgemm(o_all, c_all, t, 1.0, MatRef::row_major(a, c_all), b, 0.0, c)?
+                }
+            }
         }
         let args = OutputArgs {
             m,

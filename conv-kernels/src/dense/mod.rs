@@ -12,7 +12,10 @@
 //! input loads), with bias and ReLU fused. Each output's reduction order depends only on
 //! `in` and the tier, not on the batch size or the thread count.
 
+mod packed;
 pub mod reference;
+
+pub use packed::{PackedDense, dense_forward_packed, pack_dense};
 
 use crate::activation::Activation;
 use crate::dispatch::{Kernels, kernels};
@@ -117,6 +120,18 @@ impl Kernels {
             out,
             o,
         )?;
+        self.dense_epilogue(o, bias, relu, out);
+        Ok(())
+    }
+
+    /// `out[row] = act(out[row] + bias)` for every row of `o` outputs.
+    pub(crate) fn dense_epilogue(
+        &self,
+        o: usize,
+        bias: Option<&[f32]>,
+        relu: bool,
+        out: &mut [f32],
+    ) {
         match bias {
             Some(b) => {
                 for row in out.chunks_exact_mut(o) {
@@ -129,12 +144,11 @@ impl Kernels {
             None if relu => (self.relu_forward_inplace)(out),
             None => {}
         }
-        Ok(())
     }
 
     /// The GEMV path of [`Kernels::dense_forward`] (lengths already checked): one image at a
     /// time, output rows in blocks of [`GEMV_ROWS_PER_TASK`] (parallel above the threshold).
-    fn dense_forward_gemv(
+    pub(crate) fn dense_forward_gemv(
         &self,
         g: &DenseGeometry,
         input: &[f32],

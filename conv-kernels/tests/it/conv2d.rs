@@ -319,3 +319,105 @@ fn conv2d_forward_maxpool2x2_equals_winograd_conv_then_pool() {
         );
     }
 }
+
+#[test]
+fn packed_conv_forward_equals_unpacked_winograd_and_matches_reference() {
+    for (n, c, h, w, o, padding) in [
+        (1, 32, 12, 12, 64, Padding::Valid),
+        (5, 32, 12, 12, 64, Padding::Valid),
+        (3, 9, 7, 9, 5, Padding::Same),
+        (2, 1, 28, 28, 32, Padding::Valid),
+    ] {
+        let g = Conv2dGeometry::new(n, c, h, w, o, 5, 5, padding).unwrap();
+        let x = values(1, g.input_len());
+        let wt = values(2, g.weight_len());
+        let b = values(3, o);
+        let mut want = vec![0.0; g.output_len()];
+        reference::conv2d_forward(&g, &x, &wt, Some(&b), true, &mut want);
+        let mut scale = vec![0.0; g.output_len()];
+        reference::conv2d_forward(&g, &abs(&x), &abs(&wt), Some(&abs(&b)), false, &mut scale);
+        let mut scratch = vec![f32::NAN; conv2d_scratch_len(&g)];
+        for k in tiers() {
+            let packed = k.pack_conv2d([o, c, 5, 5], &wt).unwrap();
+            assert_eq!(
+                packed.is_winograd(),
+                c >= conv_kernels::conv2d::WINOGRAD_MIN_CHANNELS
+            );
+            let mut got = vec![f32::NAN; g.output_len()];
+            k.conv2d_forward_packed(
+                &g,
+                &x,
+                &packed,
+                Some(&b),
+                Activation::Relu,
+                &mut got,
+                &mut scratch,
+            )
+            .unwrap();
+            let what = format!("{:?} {g:?}", k.isa());
+            assert_close(&what, &got, &want, &scale, 2e-4, 1e-5);
+            if packed.is_winograd() {
+                let algo = if packed.runs_winograd(&g) {
+                    ConvAlgo::Winograd
+                } else {
+                    ConvAlgo::Auto
+                };
+                let mut unpacked = vec![f32::NAN; g.output_len()];
+                k.conv2d_forward(
+                    &g,
+                    algo,
+                    &x,
+                    &wt,
+                    Some(&b),
+                    Activation::Relu,
+                    &mut unpacked,
+                    &mut scratch,
+                )
+                .unwrap();
+                assert_eq!(bits(&got), bits(&unpacked), "{what}");
+                if conv_kernels::conv2d_pool_fusable(&g) {
+                    let mut pooled = vec![f32::NAN; g.output_len() / 4];
+                    let mut pooled_packed = pooled.clone();
+                    k.conv2d_forward_maxpool2x2(
+                        &g,
+                        &x,
+                        &wt,
+                        Some(&b),
+                        Activation::Relu,
+                        &mut pooled,
+                        &mut scratch,
+                    )
+                    .unwrap();
+                    k.conv2d_forward_maxpool2x2_packed(
+                        &g,
+                        &x,
+                        &packed,
+                        Some(&b),
+                        Activation::Relu,
+                        &mut pooled_packed,
+                        &mut scratch,
+                    )
+                    .unwrap();
+                    assert_eq!(bits(&pooled), bits(&pooled_packed), "{what} pooled");
+                }
+            }
+            // Packed for another shape: refused.
+            let other = k.pack_conv2d([o, c, 5, 5], &wt).unwrap();
+            let g2 = Conv2dGeometry::new(n, c, h, w, o + 1, 5, 5, padding).unwrap();
+            let mut out2 = vec![0.0; g2.output_len()];
+            let mut s2 = vec![0.0; conv2d_scratch_len(&g2)];
+            assert!(
+                k.conv2d_forward_packed(
+                    &g2,
+                    &x,
+                    &other,
+                    None,
+                    Activation::None,
+                    &mut out2,
+                    &mut s2
+                )
+                .is_err()
+            );
+        }
+    }
+}

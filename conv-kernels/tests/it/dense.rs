@@ -145,3 +145,43 @@ fn dense_gemv_matches_reference_table1_shapes() {
     check_gemv(GEMV_MAX_BATCH, 1024, 256, 22, true, true);
     check_gemv(1, 256, 10, 23, false, true);
 }
+
+#[test]
+fn packed_dense_forward_matches_reference_and_refuses_other_shapes() {
+    for (n, i, o) in [
+        (1, 1024, 256),
+        (7, 1024, 256),
+        (64, 1024, 256),
+        (33, 17, 10),
+        (9, 300, 5),
+    ] {
+        let g = DenseGeometry::new(n, i, o).unwrap();
+        let x = values(11, g.input_len());
+        let w = values(12, g.weight_len());
+        let b = values(13, o);
+        let mut want = vec![0.0; g.output_len()];
+        reference::dense_forward(&g, &x, &w, Some(&b), true, &mut want);
+        let mut scale = vec![0.0; g.output_len()];
+        reference::dense_forward(&g, &abs(&x), &abs(&w), Some(&abs(&b)), false, &mut scale);
+        for k in tiers() {
+            let p = k.pack_dense(i, o, &w).unwrap();
+            let mut got = vec![f32::NAN; g.output_len()];
+            k.dense_forward_packed(&g, &x, &p, Some(&b), Activation::Relu, &mut got)
+                .unwrap();
+            assert_close(
+                &format!("{:?} {n}x{i}->{o}", k.isa()),
+                &got,
+                &want,
+                &scale,
+                1e-5,
+                1e-6,
+            );
+            let g2 = DenseGeometry::new(n, i, o + 1).unwrap();
+            let mut out2 = vec![0.0; g2.output_len()];
+            assert!(
+                k.dense_forward_packed(&g2, &x, &p, None, Activation::None, &mut out2)
+                    .is_err()
+            );
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! [`Conv2d`]: stride-1 convolution with the bias and optional ReLU fused into the kernel.
 
-use conv_kernels::{Activation, Conv2dGeometry, Padding};
+use conv_kernels::{Activation, Conv2dGeometry, PackedConv, Padding};
 
 use crate::error::Result;
 
@@ -74,8 +74,30 @@ impl Conv2d {
         Ok(())
     }
 
-    /// `out = maxpool2x2(act(conv(input, weight) + bias))` in one kernel (inference; see
-    /// [`conv_kernels::conv2d_forward_maxpool2x2`]).
+    /// [`Conv2d::forward`] with the weights prepared once per model version (inference).
+    pub fn forward_packed(
+        &self,
+        g: &Conv2dGeometry,
+        input: &[f32],
+        weight: &PackedConv,
+        bias: &[f32],
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        conv_kernels::conv2d_forward_packed(
+            g,
+            input,
+            weight,
+            Some(bias),
+            self.activation(),
+            out,
+            scratch,
+        )?;
+        Ok(())
+    }
+
+    /// `out = maxpool2x2(act(conv(input, weight) + bias))` in one kernel on prepared weights
+    /// (inference; see [`conv_kernels::conv2d_forward_maxpool2x2_packed`]).
     ///
     /// # Shapes
     /// As [`Conv2d::forward`], out `[n, O, OH/2, OW/2]`.
@@ -83,12 +105,12 @@ impl Conv2d {
         &self,
         g: &Conv2dGeometry,
         input: &[f32],
-        weight: &[f32],
+        weight: &PackedConv,
         bias: &[f32],
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<()> {
-        conv_kernels::conv2d_forward_maxpool2x2(
+        conv_kernels::conv2d_forward_maxpool2x2_packed(
             g,
             input,
             weight,

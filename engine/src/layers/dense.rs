@@ -1,6 +1,6 @@
 //! [`Dense`]: fully connected layer on GEMM with the bias and optional ReLU fused.
 
-use conv_kernels::{Activation, DenseGeometry};
+use conv_kernels::{Activation, DenseGeometry, PackedDense};
 
 use crate::error::Result;
 
@@ -35,13 +35,29 @@ impl Dense {
         bias: &[f32],
         out: &mut [f32],
     ) -> Result<()> {
-        let act = if self.relu {
+        conv_kernels::dense_forward(g, input, weight, Some(bias), self.activation(), out)?;
+        Ok(())
+    }
+
+    /// [`Dense::forward`] with the weights prepared once per model version (inference).
+    pub fn forward_packed(
+        &self,
+        g: &DenseGeometry,
+        input: &[f32],
+        weight: &PackedDense,
+        bias: &[f32],
+        out: &mut [f32],
+    ) -> Result<()> {
+        conv_kernels::dense_forward_packed(g, input, weight, Some(bias), self.activation(), out)?;
+        Ok(())
+    }
+
+    fn activation(&self) -> Activation {
+        if self.relu {
             Activation::Relu
         } else {
             Activation::None
-        };
-        conv_kernels::dense_forward(g, input, weight, Some(bias), act, out)?;
-        Ok(())
+        }
     }
 
     /// Gradients of weight and bias (overwritten) and, when asked, of the input.

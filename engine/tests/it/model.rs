@@ -426,3 +426,42 @@ fn flatten_feeds_dense_in_pytorch_order() -> TestResult {
     assert!((p[0] - expected).abs() < 1e-6, "{} vs {expected}", p[0]);
     Ok(())
 }
+
+/// The weights packed for inference follow every change of the parameters: after a write
+/// through `params_mut`, predictions equal those of a model freshly built from the new
+/// parameters (bit for bit) and differ from the old ones.
+#[test]
+fn packed_weights_never_go_stale() -> TestResult {
+    let spec = engine::presets::table1_cnn();
+    let mut model = Sequential::new(spec.clone(), 5)?;
+    assert!(model.packed_len() > 0, "weights packed at construction");
+    let images: Vec<u8> = (0..33 * spec.input_len())
+        .map(|i| (i * 37 % 251) as u8)
+        .collect();
+    let predict = |m: &Sequential, n: usize| -> Vec<f32> {
+        let mut out = vec![0.0; n * 10];
+        m.predict(Pixels::U8(&images[..n * spec.input_len()]), &mut out)
+            .unwrap();
+        out
+    };
+    let before = (predict(&model, 1), predict(&model, 33));
+    for name in ["conv2.weight", "fc1.weight", "conv1.weight", "fc2.weight"] {
+        let t = model.params_mut().get_mut(name).ok_or("param")?;
+        for v in t.data_mut().iter_mut().step_by(3) {
+            *v = -*v * 1.5;
+        }
+    }
+    assert_eq!(model.packed_len(), 0, "params_mut drops the packing");
+    let after = (predict(&model, 1), predict(&model, 33));
+    let fresh = Sequential::from_params(spec.clone(), model.params().clone())?;
+    assert_eq!(after.0, predict(&fresh, 1));
+    assert_eq!(after.1, predict(&fresh, 33));
+    assert_ne!(before.0, after.0);
+    assert_ne!(before.1, after.1);
+    // A clone shares the packing of its source; set_params repacks at once.
+    let mut swapped = model.clone();
+    swapped.set_params(fresh.params().clone())?;
+    assert!(swapped.packed_len() > 0);
+    assert_eq!(predict(&swapped, 33), after.1);
+    Ok(())
+}

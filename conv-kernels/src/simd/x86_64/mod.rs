@@ -5,10 +5,6 @@ pub(crate) mod avx2;
 pub(crate) mod avx512;
 
 pub(crate) use avx2::Avx2;
-#[allow(
-    unused_imports,
-    reason = "the vector type other kernels (GEMM microkernels) instantiate at 16 lanes"
-)]
 pub(crate) use avx512::Avx512;
 
 /// Whether the CPU has AVX2 and FMA.

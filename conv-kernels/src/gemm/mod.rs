@@ -1,10 +1,27 @@
-//! Safe single-precision GEMM over slices: `C ← α·A·B + β·C`, the one door into
-//! `matrixmultiply::sgemm` (its `threading` feature stays off; we split row panels ourselves).
+//! Safe single-precision GEMM over slices: `C ← α·A·B + β·C`, two implementations.
+//!
+//! * [`sgemm`]: the one door into `matrixmultiply::sgemm` (its `threading` feature stays
+//!   off; we split row panels ourselves). The reference of the tests and benches, and the
+//!   fallback wherever ours loses.
+//! * [`Kernels::gemm`] (`blocked.rs`, `pack.rs`, `microkernel.rs`): our register-blocked
+//!   GEMM, its microkernel written once over the SIMD vector trait and instantiated per
+//!   tier, with operands that may be packed once ([`PackedPanels`], e.g. weights per model
+//!   version) instead of on every call.
 //!
 //! Matrices are described by a slice plus row and column strides in elements, so transposes
 //! are just swapped strides, never copies. Every index the product can touch is checked to lie
 //! inside its slice, and C's strides are checked not to alias, before the unsafe call.
 
+mod blocked;
+pub(crate) mod microkernel;
+mod pack;
+pub mod reference;
+
+pub use blocked::Operand;
+pub use microkernel::Tile;
+pub use pack::PackedPanels;
+
+use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};
 use rayon::prelude::*;
 
@@ -233,6 +250,74 @@ pub(crate) fn sgemm_rows_par(
                 MatMut::row_major(c_panel, c_ld),
             )
         })
+}
+
+impl Kernels {
+    /// Whether our GEMM is the faster one on this tier, measured on the CNN's shapes (kernel
+    /// bench `gemm/*`, BENCHMARKS.md): on the AVX2 and AVX-512 tiers, with the weights
+    /// packed once. The portable tier's 4-lane microkernel loses to `matrixmultiply`, which
+    /// picks its own SIMD kernels whatever our tier is, so that tier keeps it.
+    pub fn gemm_beats_matrixmultiply(&self) -> bool {
+        self.isa() != crate::dispatch::Isa::Portable
+    }
+
+    /// Like [`Kernels::gemm`] for a row-major C (`c_ld` ≥ n), split into row panels (whole
+    /// MR tiles) run on the current rayon pool when the product is big enough: bit-identical
+    /// for any thread count.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_par(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f32,
+        a: Operand<'_>,
+        b: Operand<'_>,
+        beta: f32,
+        c: &mut [f32],
+        c_ld: usize,
+    ) -> Result<()> {
+        let mr = self.gemm_tile().mr;
+        let panel = PANEL_ROWS.div_ceil(mr) * mr;
+        let panels = m.div_ceil(panel);
+        let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
+        let workers = crate::threads::workers_for(flops, panels);
+        if workers <= 1 {
+            return self.gemm(m, k, n, alpha, a, b, beta, MatMut::row_major(c, c_ld));
+        }
+        if c_ld < n {
+            return Err(err(format!(
+                "C: leading dimension {c_ld} below {n} columns"
+            )));
+        }
+        let rows_per = m.div_ceil(workers).div_ceil(panel) * panel;
+        let needed = extent(m, n, c_ld, 1)? + 1;
+        if c.len() < needed {
+            return Err(err(format!(
+                "C: needs {needed} elements, slice has {}",
+                c.len()
+            )));
+        }
+        c[..needed]
+            .par_chunks_mut(rows_per * c_ld)
+            .enumerate()
+            .try_for_each(|(p, c_panel)| {
+                let r0 = p * rows_per;
+                let rows = rows_per.min(m - r0);
+                self.gemm_rows(
+                    m,
+                    k,
+                    n,
+                    r0,
+                    rows,
+                    alpha,
+                    a,
+                    b,
+                    beta,
+                    MatMut::row_major(c_panel, c_ld),
+                )
+            })
+    }
 }
 
 #[cfg(test)]

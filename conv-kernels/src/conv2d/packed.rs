@@ -1,0 +1,218 @@
+//! [`PackedConv`]: a conv layer's weights prepared once per model version for one tier.
+//!
+//! For a 5x5 kernel over enough channels it holds the 36 Winograd-transformed filter
+//! matrices, packed into the tier's GEMM panels, so a forward pass neither transforms nor
+//! packs weights. It also owns a copy of the raw weights for the paths that use them
+//! (im2col), so it can never disagree with itself: a caller that changes the weights makes a
+//! new one (`engine::Sequential` does this whenever its parameters may have changed).
+
+use super::{WINOGRAD_MIN_CHANNELS, check_scratch, winograd};
+use crate::activation::Activation;
+use crate::dispatch::{Isa, Kernels, kernels};
+use crate::error::{KernelError, Result, check_len};
+use crate::geometry::Conv2dGeometry;
+
+/// Conv weights `[O, C, KH, KW]` prepared for one tier (see the module docs).
+#[derive(Debug, Clone)]
+pub struct PackedConv {
+    isa: Isa,
+    shape: [usize; 4],
+    weight: Vec<f32>,
+    winograd: Option<winograd::Filters>,
+}
+
+impl PackedConv {
+    /// The raw weights `[O, C, KH, KW]` this was made from.
+    pub fn weight(&self) -> &[f32] {
+        &self.weight
+    }
+
+    /// The tier it was packed for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Whether Winograd filters were prepared (5x5 kernel, enough input channels).
+    pub fn is_winograd(&self) -> bool {
+        self.winograd.is_some()
+    }
+
+    /// Whether [`Kernels::conv2d_forward_packed`] runs `g` on the Winograd path: prepared
+    /// filters and a batch of at least [`super::PACKED_WINOGRAD_MIN_BATCH`]. Below it, one image's
+    /// 16 tiles fill only half of the AVX-512 tile's 32 columns and im2col wins (measured
+    /// at batch 1 with the model bench: 0.36 ms on Winograd vs 0.29 ms on im2col).
+    pub fn runs_winograd(&self, g: &Conv2dGeometry) -> bool {
+        self.winograd.is_some() && g.batch >= super::PACKED_WINOGRAD_MIN_BATCH
+    }
+
+    /// f32 elements held (raw copy plus packed panels).
+    pub fn len(&self) -> usize {
+        self.weight.len() + self.winograd.as_ref().map_or(0, winograd::Filters::len)
+    }
+
+    /// True for a zero-sized layer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn check(&self, op: &'static str, k: &Kernels, g: &Conv2dGeometry) -> Result<()> {
+        let want = [g.out_channels, g.in_channels, g.kernel_h, g.kernel_w];
+        if self.shape != want || self.isa != k.isa() {
+            return Err(KernelError::Geometry {
+                op,
+                reason: format!(
+                    "weights packed as {:?} for {} used as {want:?} on {}",
+                    self.shape,
+                    self.isa.name(),
+                    k.isa().name()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// [`Kernels::pack_conv2d`] on the process-wide tier.
+pub fn pack_conv2d(shape: [usize; 4], weight: &[f32]) -> Result<PackedConv> {
+    kernels().pack_conv2d(shape, weight)
+}
+
+/// [`Kernels::conv2d_forward_packed`] on the process-wide tier.
+pub fn conv2d_forward_packed(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    weight: &PackedConv,
+    bias: Option<&[f32]>,
+    activation: Activation,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    kernels().conv2d_forward_packed(g, input, weight, bias, activation, out, scratch)
+}
+
+/// [`Kernels::conv2d_forward_maxpool2x2_packed`] on the process-wide tier.
+pub fn conv2d_forward_maxpool2x2_packed(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    weight: &PackedConv,
+    bias: Option<&[f32]>,
+    activation: Activation,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    kernels().conv2d_forward_maxpool2x2_packed(g, input, weight, bias, activation, out, scratch)
+}
+
+impl Kernels {
+    /// Prepares conv weights of `shape` `[O, C, KH, KW]` for this tier.
+    ///
+    /// # Errors
+    /// [`KernelError::BufferLen`] when `weight` does not hold `O·C·KH·KW` values.
+    pub fn pack_conv2d(&self, shape: [usize; 4], weight: &[f32]) -> Result<PackedConv> {
+        let [o, c, kh, kw] = shape;
+        let len = o
+            .checked_mul(c)
+            .and_then(|v| v.checked_mul(kh))
+            .and_then(|v| v.checked_mul(kw))
+            .ok_or(KernelError::Overflow { op: "pack_conv2d" })?;
+        check_len("pack_conv2d", "weight", weight.len(), len)?;
+        let winograd = if kh == 5 && kw == 5 && c >= WINOGRAD_MIN_CHANNELS {
+            Some(winograd::pack_weights(self, o, c, weight)?)
+        } else {
+            None
+        };
+        Ok(PackedConv {
+            isa: self.isa(),
+            shape,
+            weight: weight.to_vec(),
+            winograd,
+        })
+    }
+
+    /// [`crate::conv2d_forward`] with prepared weights: Winograd on the pre-transformed
+    /// filters when [`PackedConv::runs_winograd`], else the unpacked choice on the raw copy.
+    ///
+    /// # Errors
+    /// As [`crate::conv2d_forward`], and [`KernelError::Geometry`] when `weight` was packed
+    /// for another shape or tier.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_forward_packed(
+        &self,
+        g: &Conv2dGeometry,
+        input: &[f32],
+        weight: &PackedConv,
+        bias: Option<&[f32]>,
+        activation: Activation,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "conv2d_forward_packed";
+        weight.check(OP, self, g)?;
+        let (Some(u), true) = (&weight.winograd, weight.runs_winograd(g)) else {
+            return self.conv2d_forward(
+                g,
+                super::ConvAlgo::Auto,
+                input,
+                &weight.weight,
+                bias,
+                activation,
+                out,
+                scratch,
+            );
+        };
+        check_len(OP, "input", input.len(), g.input_len())?;
+        if let Some(b) = bias {
+            check_len(OP, "bias", b.len(), g.out_channels)?;
+        }
+        check_len(OP, "out", out.len(), g.output_len())?;
+        check_scratch(OP, g, scratch)?;
+        let relu = activation == Activation::Relu;
+        winograd::forward(self, g, input, u, bias, relu, false, out, scratch)
+    }
+
+    /// [`crate::conv2d_forward_maxpool2x2`] with prepared weights.
+    ///
+    /// # Errors
+    /// As [`crate::conv2d_forward_maxpool2x2`], and [`KernelError::Geometry`] when `weight`
+    /// was packed for another shape or tier.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_forward_maxpool2x2_packed(
+        &self,
+        g: &Conv2dGeometry,
+        input: &[f32],
+        weight: &PackedConv,
+        bias: Option<&[f32]>,
+        activation: Activation,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "conv2d_forward_maxpool2x2_packed";
+        weight.check(OP, self, g)?;
+        let Some(u) = &weight.winograd else {
+            return self.conv2d_forward_maxpool2x2(
+                g,
+                input,
+                &weight.weight,
+                bias,
+                activation,
+                out,
+                scratch,
+            );
+        };
+        if !super::conv2d_pool_fusable(g) {
+            return Err(KernelError::Geometry {
+                op: OP,
+                reason: "the fused pool needs a 5x5 kernel and an even output height and width"
+                    .into(),
+            });
+        }
+        check_len(OP, "input", input.len(), g.input_len())?;
+        if let Some(b) = bias {
+            check_len(OP, "bias", b.len(), g.out_channels)?;
+        }
+        check_len(OP, "out", out.len(), g.output_len() / 4)?;
+        check_scratch(OP, g, scratch)?;
+        let relu = activation == Activation::Relu;
+        winograd::forward(self, g, input, u, bias, relu, true, out, scratch)
+    }
+}
