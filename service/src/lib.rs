@@ -11,6 +11,7 @@
 //! - [`metrics`]: the Prometheus registry and its `/metrics` response;
 //! - [`token::TokenGuard`]: constant-time, rate-limited bearer-token checks;
 //! - [`random`]: the operating system's generator (nonces, tokens, event ids), no fallback;
+//! - `probe::wait_ok` (feature `probe`): poll a peer's URL until it answers 2xx;
 //! - [`serve::serve`]: the listener, with a header deadline, an idle timeout and a cap on
 //!   open connections (axum's own `serve` has none of them).
 #![forbid(unsafe_code)]
@@ -21,6 +22,8 @@ pub mod error;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+#[cfg(feature = "probe")]
+pub mod probe;
 pub mod random;
 pub mod serve;
 pub mod shutdown;
