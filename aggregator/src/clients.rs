@@ -59,23 +59,12 @@ pub use protocol::events::{TRAIN_COMPLETED, TRAIN_REQUESTED};
 /// [`protocol::TrainRequest`]), with the engine's typed optimizer.
 pub type TrainRequest = protocol::TrainRequest<engine::OptimizerConfig>;
 
-/// A parsed reply.
+/// A parsed reply: the node's `fedge.*` metadata (the contract's own type), its weights,
+/// and what the aggregator measured receiving it.
 #[derive(Debug, Clone)]
 pub struct TrainReply {
-    /// `fedge.client_id`.
-    pub client_id: String,
-    /// `fedge.round`.
-    pub round: u64,
-    /// `fedge.nonce`.
-    pub nonce: String,
-    /// `fedge.num_examples`.
-    pub num_examples: u64,
-    /// `fedge.epoch_loss`.
-    pub epoch_loss: Vec<f32>,
-    /// `fedge.epoch_accuracy`.
-    pub epoch_accuracy: Vec<f32>,
-    /// `fedge.train_seconds`.
-    pub train_seconds: f64,
+    /// What the node reports beside its weights.
+    pub meta: protocol::ReplyMeta,
     /// The updated weights.
     pub params: ParamSet,
     /// Body size.
@@ -234,13 +223,7 @@ pub fn parse_reply(body: Vec<u8>) -> Result<TrainReply, InvokeError> {
     let meta = protocol::ReplyMeta::from_metadata(&weights.meta.extra)
         .map_err(|e| InvokeError::Malformed(e.to_string()))?;
     Ok(TrainReply {
-        client_id: meta.client_id,
-        round: meta.round,
-        nonce: meta.nonce,
-        num_examples: meta.num_examples,
-        epoch_loss: meta.epoch_loss,
-        epoch_accuracy: meta.epoch_accuracy,
-        train_seconds: meta.train_seconds,
+        meta,
         params: weights.params,
         bytes: 0,
         round_trip: Duration::ZERO,

@@ -8,13 +8,12 @@
 //! | `POST /v1/rounds` | cluster mode, operator token: start `{"rounds": n}` rounds in the background (202), 409 while rounds run |
 //! | `DELETE /v1/rounds` | cluster mode, operator token: cancel the running round (recorded as failed) and the rest of the run (202) |
 //! | `GET /healthz` | liveness |
-//! | `GET /metrics` | Prometheus text |
+//! | `GET /metrics` | OpenMetrics text ([`crate::metrics`]) |
 //!
 //! The control routes (`POST`/`DELETE /v1/rounds`) need `Authorization: Bearer` with the
 //! operator token, which is not any client's token; with none configured they answer 403.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -26,7 +25,7 @@ use serde::Deserialize;
 
 use service::token::{Refusal, TokenGuard};
 
-use crate::history::RoundStatus;
+use crate::metrics::Metrics;
 use crate::rounds::Coordinator;
 use crate::store::ModelStore;
 
@@ -37,8 +36,8 @@ pub struct AppState {
     pub store: Arc<ModelStore>,
     /// The round runner, in cluster mode (`POST /v1/rounds`).
     pub coordinator: Option<Arc<Coordinator>>,
-    /// Request counters.
-    pub counters: Arc<Counters>,
+    /// `/metrics`: download counters and the store's round history.
+    pub metrics: Arc<Metrics>,
     /// The operator token's check, guarding the control routes.
     pub operator: Option<Arc<TokenGuard>>,
 }
@@ -47,9 +46,9 @@ impl AppState {
     /// State serving `store`, optionally running rounds with `coordinator`.
     pub fn new(store: Arc<ModelStore>, coordinator: Option<Arc<Coordinator>>) -> Self {
         Self {
+            metrics: Arc::new(Metrics::new(store.clone(), coordinator.clone())),
             store,
             coordinator,
-            counters: Arc::default(),
             operator: None,
         }
     }
@@ -83,14 +82,6 @@ fn require_operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErro
             format!("too many failed authentications; retry in {retry_after} s"),
         ),
     })
-}
-
-/// Counters exported at `/metrics`.
-#[derive(Debug, Default)]
-pub struct Counters {
-    model_requests: AtomicU64,
-    model_not_modified: AtomicU64,
-    model_bytes: AtomicU64,
 }
 
 /// The API error: a status and a message, rendered as `{"error": ...}`.
@@ -181,10 +172,7 @@ fn model_response(
     bytes: Bytes,
     headers: &HeaderMap,
 ) -> Response {
-    state
-        .counters
-        .model_requests
-        .fetch_add(1, Ordering::Relaxed);
+    state.metrics.model_requests.inc();
     let etag = format!("\"{name}-v{version}\"");
     let matches = headers
         .get_all(header::IF_NONE_MATCH)
@@ -202,16 +190,10 @@ fn model_response(
     out.insert("x-model-version", HeaderValue::from(version));
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if matches {
-        state
-            .counters
-            .model_not_modified
-            .fetch_add(1, Ordering::Relaxed);
+        state.metrics.model_not_modified.inc();
         return (StatusCode::NOT_MODIFIED, out).into_response();
     }
-    state
-        .counters
-        .model_bytes
-        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    state.metrics.model_bytes.inc_by(bytes.len() as u64);
     out.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
@@ -285,48 +267,5 @@ fn coordinator_of(state: &AppState) -> Result<Arc<Coordinator>, ApiError> {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    use std::fmt::Write as _;
-    let history = state.store.history();
-    let count = |s: RoundStatus| history.iter().filter(|r| r.status == s).count();
-    let mut out = String::new();
-    let c = &state.counters;
-    let _ = writeln!(
-        out,
-        "# HELP aggregator_rounds_total Rounds recorded, by status.\n# TYPE aggregator_rounds_total counter"
-    );
-    let _ = writeln!(
-        out,
-        "aggregator_rounds_total{{status=\"completed\"}} {}",
-        count(RoundStatus::Completed)
-    );
-    let _ = writeln!(
-        out,
-        "aggregator_rounds_total{{status=\"failed\"}} {}",
-        count(RoundStatus::Failed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP aggregator_model_version Current global model version.\n# TYPE aggregator_model_version gauge\naggregator_model_version {}",
-        state.store.latest_version().map_or(-1, |v| v as i64)
-    );
-    if let Some(g) = history.iter().rev().find_map(|r| r.global.as_ref()) {
-        let _ = writeln!(
-            out,
-            "# HELP aggregator_global_accuracy Test accuracy of the current global model.\n# TYPE aggregator_global_accuracy gauge\naggregator_global_accuracy {}\n# HELP aggregator_global_loss Test loss of the current global model.\n# TYPE aggregator_global_loss gauge\naggregator_global_loss {}",
-            g.accuracy, g.loss
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP aggregator_model_requests_total Model downloads requested.\n# TYPE aggregator_model_requests_total counter\naggregator_model_requests_total {}\n# HELP aggregator_model_not_modified_total Model requests answered 304.\n# TYPE aggregator_model_not_modified_total counter\naggregator_model_not_modified_total {}\n# HELP aggregator_model_bytes_total Model bytes sent.\n# TYPE aggregator_model_bytes_total counter\naggregator_model_bytes_total {}",
-        c.model_requests.load(Ordering::Relaxed),
-        c.model_not_modified.load(Ordering::Relaxed),
-        c.model_bytes.load(Ordering::Relaxed),
-    );
-    let _ = writeln!(
-        out,
-        "# HELP aggregator_round_running 1 while a round runs.\n# TYPE aggregator_round_running gauge\naggregator_round_running {}",
-        u8::from(state.coordinator.as_ref().is_some_and(|c| c.is_running()))
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    state.metrics.response()
 }

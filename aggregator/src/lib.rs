@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod evaluate;
 pub mod history;
 pub mod http;
+pub mod metrics;
 pub mod relative;
 pub mod rounds;
 pub mod store;

@@ -298,8 +298,8 @@ impl Coordinator {
             .map(|(_, r)| r)
             .max_by(|a, b| a.round_trip.cmp(&b.round_trip));
         if let Some(r) = slowest {
-            record.timings.training = r.train_seconds;
-            record.timings.transfer = (r.round_trip.as_secs_f64() - r.train_seconds).max(0.0);
+            record.timings.training = r.meta.train_seconds;
+            record.timings.transfer = (r.round_trip.as_secs_f64() - r.meta.train_seconds).max(0.0);
         }
 
         let failures = record.clients.len() - accepted.len();
@@ -323,7 +323,7 @@ impl Coordinator {
             let (after, next) = tokio::task::spawn_blocking(move || {
                 let updates: Vec<(&ParamSet, u64)> = accepted
                     .iter()
-                    .map(|(_, r)| (&r.params, r.num_examples))
+                    .map(|(_, r)| (&r.params, r.meta.num_examples))
                     .collect();
                 let next = strategy.aggregate(&global, &updates);
                 (strategy, next)
@@ -596,7 +596,7 @@ fn judge_relative(
         .iter()
         .map(|(i, client, r)| Candidate {
             params: &r.params,
-            claimed: r.num_examples,
+            claimed: r.meta.num_examples,
             norm: records[*i].update_norm.unwrap_or(0.0),
             registered: client.num_examples.is_some(),
         })
@@ -611,10 +611,10 @@ fn judge_relative(
                 record.status = ClientStatus::Rejected { reason };
             }
             Verdict::Keep { weight, clip_to } => {
-                if weight != reply.num_examples {
-                    tracing::warn!(client = %client.id, claimed = reply.num_examples, weight, "example count capped");
+                if weight != reply.meta.num_examples {
+                    tracing::warn!(client = %client.id, claimed = reply.meta.num_examples, weight, "example count capped");
                     record.weight = Some(weight);
-                    reply.num_examples = weight;
+                    reply.meta.num_examples = weight;
                 }
                 if let (Some(to), Some(from)) = (clip_to, record.update_norm) {
                     tracing::warn!(client = %client.id, from, to, "update clipped");
@@ -669,17 +669,17 @@ fn judge(
             return (record, None);
         }
     };
-    record.num_examples = reply.num_examples;
-    record.epoch_loss = bounded_series(&reply.epoch_loss, max_epochs);
-    record.epoch_accuracy = bounded_series(&reply.epoch_accuracy, max_epochs);
-    record.train_seconds = bounded_seconds(reply.train_seconds);
+    record.num_examples = reply.meta.num_examples;
+    record.epoch_loss = bounded_series(&reply.meta.epoch_loss, max_epochs);
+    record.epoch_accuracy = bounded_series(&reply.meta.epoch_accuracy, max_epochs);
+    record.train_seconds = bounded_seconds(reply.meta.train_seconds);
     record.round_trip_seconds = reply.round_trip.as_secs_f64();
     record.update_bytes = reply.bytes;
     let claimed = Claimed {
-        client_id: &reply.client_id,
-        round: reply.round,
-        nonce: &reply.nonce,
-        num_examples: reply.num_examples,
+        client_id: &reply.meta.client_id,
+        round: reply.meta.round,
+        nonce: &reply.meta.nonce,
+        num_examples: reply.meta.num_examples,
         bytes: reply.bytes,
         params: &reply.params,
     };

@@ -452,38 +452,7 @@ pub fn write_charts(history: &[RoundRecord], dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aggregator::history::{ClientRecord, GlobalMetrics, RoundRecord};
-
-    fn history(rounds: u64) -> Vec<RoundRecord> {
-        (0..=rounds)
-            .map(|r| {
-                let mut rec = RoundRecord::bare(r, Some(r), "");
-                let acc = if r == 0 { 0.1 } else { 0.97 + 0.004 * r as f32 };
-                rec.global = Some(GlobalMetrics {
-                    loss: 2.3 / (1.0 + 20.0 * r as f32),
-                    accuracy: acc,
-                    per_class_accuracy: vec![],
-                    examples: 100,
-                });
-                if r > 0 {
-                    rec.clients.push(ClientRecord {
-                        client_id: "client-0".into(),
-                        status: ClientStatus::Accepted,
-                        num_examples: 10,
-                        epoch_loss: vec![0.5 / r as f32],
-                        epoch_accuracy: vec![0.9 + 0.01 * r as f32],
-                        train_seconds: 1.0,
-                        round_trip_seconds: 1.0,
-                        update_bytes: 0,
-                        update_norm: None,
-                        weight: None,
-                        clipped_to: None,
-                    });
-                }
-                rec
-            })
-            .collect()
-    }
+    use crate::testing::{round_history, svg_texts};
 
     #[test]
     fn integer_axes_tick_on_integers_only() {
@@ -500,7 +469,7 @@ mod tests {
 
     #[test]
     fn accuracy_axis_zooms_to_the_rounds_after_the_initial_model() {
-        let (acc, _) = round_charts(&history(5), "t");
+        let (acc, _) = round_charts(&round_history(5, 1), "t");
         let y = Axis::fit(
             acc.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)),
             acc.y_scale,
@@ -525,23 +494,12 @@ mod tests {
         assert!(labels.contains(&"0.005".to_string()), "{labels:?}");
     }
 
-    /// The text elements of an SVG, trimmed.
-    pub(crate) fn svg_texts(svg: &str) -> Vec<String> {
-        svg.split("<text")
-            .skip(1)
-            .filter_map(|t| {
-                let body = &t[t.find('>')? + 1..];
-                Some(body[..body.find("</text>")?].trim().to_string())
-            })
-            .collect()
-    }
-
     #[test]
     fn writes_valid_svgs_with_integer_round_labels() {
         let dir = tempfile::tempdir().unwrap();
-        write_charts(&history(5), dir.path()).unwrap();
+        write_charts(&round_history(5, 1), dir.path()).unwrap();
         if let Ok(keep) = std::env::var("KEEP_CHARTS") {
-            write_charts(&history(5), Path::new(&keep)).unwrap();
+            write_charts(&round_history(5, 1), Path::new(&keep)).unwrap();
         }
         for f in ["accuracy.svg", "loss.svg"] {
             let svg = std::fs::read_to_string(dir.path().join(f)).unwrap();

@@ -12,3 +12,5 @@
 pub mod charts;
 pub mod local;
 pub mod nodes;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

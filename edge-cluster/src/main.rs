@@ -26,32 +26,14 @@ struct Cli {
 enum Command {
     /// Run the whole edge system on this machine: fn-train nodes, fn-serve, aggregator.
     Local(local::LocalArgs),
-    /// (internal) Run an fn-train node; arguments are fn-train's own flags.
-    #[command(hide = true)]
-    FnTrain {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-    /// (internal) Run an fn-serve node; arguments are fn-serve's own flags.
-    #[command(hide = true)]
-    FnServe {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    #[command(flatten)]
+    Node(nodes::NodeCommand),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match Cli::parse().command {
         Command::Local(args) => nodes::run_async(local::run(args)),
-        Command::FnTrain { args } => nodes::run_async(nodes::fn_train(args)),
-        Command::FnServe { args } => nodes::run_async(nodes::fn_serve(args)),
+        Command::Node(node) => node.run(),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("edge-cluster: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    nodes::exit_code("edge-cluster", result)
 }

@@ -17,6 +17,47 @@ use tokio::process::{Child, Command};
 /// The first stdout line of a node.
 pub const READY_PREFIX: &str = "FEDGE_LISTENING ";
 
+/// The hidden subcommands that make a binary its own cluster's nodes (`edge-cluster`,
+/// `repro`): the parent starts `<exe> fn-train <flags>` and `<exe> fn-serve <flags>`.
+#[derive(Debug, clap::Subcommand)]
+pub enum NodeCommand {
+    /// (internal) Run an fn-train node; arguments are fn-train's own flags.
+    #[command(hide = true)]
+    FnTrain {
+        /// fn-train's flags.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// (internal) Run an fn-serve node; arguments are fn-serve's own flags.
+    #[command(hide = true)]
+    FnServe {
+        /// fn-serve's flags.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+impl NodeCommand {
+    /// Runs the node until it is told to stop.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            NodeCommand::FnTrain { args } => run_async(fn_train(args)),
+            NodeCommand::FnServe { args } => run_async(fn_serve(args)),
+        }
+    }
+}
+
+/// A binary's exit status: success, or failure with the error chain on stderr after `name`.
+pub fn exit_code(name: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs fn-train with `args` (its own flags) as a node.
 pub async fn fn_train(args: Vec<String>) -> anyhow::Result<()> {
     let config =
@@ -172,9 +213,7 @@ impl Node {
     ) -> anyhow::Result<()> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if let Ok(r) = http.get(format!("{}/readyz", self.url)).send().await
-                && r.status().is_success()
-            {
+            if service::probe::answers_ok(http, &format!("{}/readyz", self.url)).await {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {

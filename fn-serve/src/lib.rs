@@ -10,7 +10,7 @@
 //!   (FP32 `[N, 10]`) and `class` (INT64 `[N]`);
 //! - **TF-Serving / KServe V1**: `POST /v1/models/{name}:predict` (`instances` or
 //!   `inputs`), `GET /v1/models/{name}`, `GET /v1/models`;
-//! - `GET /metrics` (Prometheus text), and `/healthz` / `/readyz` aliases.
+//! - `GET /metrics` (OpenMetrics text, [`metrics`]), and `/healthz` / `/readyz` aliases.
 //!
 //! How the pieces fit: [`Config`] (flags + env) → [`AppState`] (the [`model_slot`] with
 //! the served model behind an `Arc`, the [`compute`] threads, the metrics, the memory

@@ -1,175 +1,137 @@
 //! [`Metrics`]: request counts by endpoint and status, latency histograms, images
-//! predicted, the model version loaded; rendered in the Prometheus text format.
+//! predicted, the model version loaded; registered with `prometheus-client` through
+//! [`service::metrics`], which encodes them.
 //!
 //! Probes from kubelet / queue-proxy (`User-Agent: kube-probe/...`) are not counted.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use service::metrics::{Counter, Family, Gauge, Histogram, HistogramFamily, Labels, Registry, add};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
 
-#[derive(Debug, Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-#[derive(Debug, Default)]
-struct PerEndpoint {
-    by_status: BTreeMap<u16, u64>,
-    latency: Histogram,
-}
-
-/// The service's counters.
-#[derive(Debug, Default)]
+/// The service's metrics and the registry that exposes them.
+#[derive(Debug)]
 pub struct Metrics {
-    endpoints: Mutex<BTreeMap<String, PerEndpoint>>,
-    images: AtomicU64,
-    batches: AtomicU64,
-    model_version: AtomicU64,
-    model_loads: AtomicU64,
-    model_load_failures: AtomicU64,
+    registry: Registry,
+    requests: Family<Labels<2>, Counter>,
+    latency: HistogramFamily<1>,
+    images: Counter,
+    batches: Counter,
+    model_version: Gauge,
+    model_loads: Counter,
+    model_load_failures: Counter,
+    ready: Gauge,
+    inflight_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = Registry::default();
+        let latency: HistogramFamily<1> = Family::new_with_constructor(latency_histogram);
+        r.register(
+            "fn_serve_request_duration_seconds",
+            "Request latency by endpoint.",
+            latency.clone(),
+        );
+        Self {
+            requests: add(
+                &mut r,
+                "fn_serve_requests",
+                "HTTP requests by endpoint and status.",
+            ),
+            latency,
+            images: add(&mut r, "fn_serve_images_predicted", "Images predicted."),
+            batches: add(
+                &mut r,
+                "fn_serve_model_calls",
+                "Model calls (a dynamic batch is one call).",
+            ),
+            model_version: add(
+                &mut r,
+                "fn_serve_model_version",
+                "Version of the model being served (0 = none).",
+            ),
+            model_loads: add(
+                &mut r,
+                "fn_serve_model_loads",
+                "Models loaded (start and hot swaps).",
+            ),
+            model_load_failures: add(
+                &mut r,
+                "fn_serve_model_load_failures",
+                "Failed model loads or refreshes.",
+            ),
+            ready: add(&mut r, "fn_serve_ready", "1 when a model is loaded."),
+            inflight_bytes: add(
+                &mut r,
+                "fn_serve_inflight_input_bytes",
+                "Decoded request input bytes held now.",
+            ),
+            registry: r,
+        }
+    }
 }
 
 impl Metrics {
     /// Records one request.
     pub fn observe(&self, endpoint: &str, status: u16, seconds: f64) {
-        let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
-        let e = match map.get_mut(endpoint) {
-            Some(e) => e,
-            None => map.entry(endpoint.to_owned()).or_default(),
-        };
-        *e.by_status.entry(status).or_default() += 1;
-        let h = &mut e.latency;
-        if let Some(i) = BUCKETS.iter().position(|&b| seconds <= b) {
-            h.counts[i] += 1;
-        }
-        h.count += 1;
-        h.sum += seconds;
+        self.requests
+            .get_or_create(&[
+                ("endpoint", endpoint.to_owned()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+        self.latency
+            .get_or_create(&[("endpoint", endpoint.to_owned())])
+            .observe(seconds);
     }
 
     /// Counts images predicted in one model call.
     pub fn predicted(&self, images: usize) {
-        self.images.fetch_add(images as u64, Ordering::Relaxed);
-        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.images.inc_by(images as u64);
+        self.batches.inc();
     }
 
     /// Records a successful load of model `version`.
     pub fn model_loaded(&self, version: u64) {
-        self.model_loads.fetch_add(1, Ordering::Relaxed);
-        self.model_version.store(version, Ordering::Relaxed);
+        self.model_loads.inc();
+        self.model_version
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
     }
 
     /// Records a failed load or refresh.
     pub fn model_load_failed(&self) {
-        self.model_load_failures.fetch_add(1, Ordering::Relaxed);
+        self.model_load_failures.inc();
     }
 
-    /// The Prometheus text exposition.
+    /// Sets the scrape-time gauges and encodes everything.
     pub fn render(&self, ready: bool, inflight_bytes: usize) -> String {
-        let mut out = String::with_capacity(4096);
-        let map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
-        out.push_str("# HELP fn_serve_requests_total HTTP requests by endpoint and status.\n");
-        out.push_str("# TYPE fn_serve_requests_total counter\n");
-        for (ep, e) in map.iter() {
-            for (status, n) in &e.by_status {
-                let _ = writeln!(
-                    out,
-                    "fn_serve_requests_total{{endpoint=\"{ep}\",status=\"{status}\"}} {n}"
-                );
-            }
-        }
-        out.push_str("# HELP fn_serve_request_duration_seconds Request latency by endpoint.\n");
-        out.push_str("# TYPE fn_serve_request_duration_seconds histogram\n");
-        for (ep, e) in map.iter() {
-            let h = &e.latency;
-            let mut cum = 0;
-            for (b, c) in BUCKETS.iter().zip(h.counts) {
-                cum += c;
-                let _ = writeln!(
-                    out,
-                    "fn_serve_request_duration_seconds_bucket{{endpoint=\"{ep}\",le=\"{b}\"}} {cum}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "fn_serve_request_duration_seconds_bucket{{endpoint=\"{ep}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "fn_serve_request_duration_seconds_sum{{endpoint=\"{ep}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "fn_serve_request_duration_seconds_count{{endpoint=\"{ep}\"}} {}",
-                h.count
-            );
-        }
-        drop(map);
-        let gauges = [
-            (
-                "fn_serve_images_predicted_total",
-                "counter",
-                "Images predicted.",
-                self.images.load(Ordering::Relaxed),
-            ),
-            (
-                "fn_serve_model_calls_total",
-                "counter",
-                "Model calls (a dynamic batch is one call).",
-                self.batches.load(Ordering::Relaxed),
-            ),
-            (
-                "fn_serve_model_version",
-                "gauge",
-                "Version of the model being served (0 = none).",
-                self.model_version.load(Ordering::Relaxed),
-            ),
-            (
-                "fn_serve_model_loads_total",
-                "counter",
-                "Models loaded (start and hot swaps).",
-                self.model_loads.load(Ordering::Relaxed),
-            ),
-            (
-                "fn_serve_model_load_failures_total",
-                "counter",
-                "Failed model loads or refreshes.",
-                self.model_load_failures.load(Ordering::Relaxed),
-            ),
-            (
-                "fn_serve_ready",
-                "gauge",
-                "1 when a model is loaded.",
-                u64::from(ready),
-            ),
-            (
-                "fn_serve_inflight_input_bytes",
-                "gauge",
-                "Decoded request input bytes held now.",
-                inflight_bytes as u64,
-            ),
-        ];
-        for (name, kind, help, v) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
-        }
-        out
+        self.set_now(ready, inflight_bytes);
+        service::metrics::encode(&self.registry)
+    }
+
+    /// The `/metrics` response (see [`Metrics::render`]).
+    pub fn response(&self, ready: bool, inflight_bytes: usize) -> Response {
+        self.set_now(ready, inflight_bytes);
+        service::metrics::response(&self.registry)
+    }
+
+    fn set_now(&self, ready: bool, inflight_bytes: usize) {
+        self.ready.set(i64::from(ready));
+        self.inflight_bytes
+            .set(i64::try_from(inflight_bytes).unwrap_or(i64::MAX));
     }
 }
 

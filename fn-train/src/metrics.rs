@@ -1,9 +1,10 @@
-//! Prometheus counters of the node, rendered as text at `/metrics`.
+//! The node's Prometheus metrics at `/metrics`, registered with `prometheus-client` through
+//! [`service::metrics`], which encodes them.
 //!
 //! Only aggregate numbers: job outcomes, seconds trained, examples and batches seen.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use axum::response::Response;
+use service::metrics::{Counter, Family, FloatCounter, Gauge, Labels, Registry, add};
 
 /// How a training job ended (or why a request never became one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,120 +54,110 @@ impl Outcome {
         }
     }
 
-    fn index(self) -> usize {
-        self as usize
+    fn labels(self) -> Labels<1> {
+        [("outcome", self.label().to_owned())]
     }
 }
 
-/// The node's counters; lock-free, shared through `AppState`.
-#[derive(Debug, Default)]
+/// The node's metrics (atomic handles shared with the registry), in `AppState`.
+#[derive(Debug)]
 pub struct Metrics {
-    jobs: [AtomicU64; 8],
-    train_micros: AtomicU64,
-    examples: AtomicU64,
-    batches: AtomicU64,
-    running: AtomicU64,
-    shard_examples: AtomicU64,
+    registry: Registry,
+    jobs: Family<Labels<1>, Counter>,
+    training_seconds: FloatCounter,
+    examples: Counter,
+    batches: Counter,
+    running: Gauge,
+    shard_examples: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = Registry::default();
+        let jobs: Family<Labels<1>, Counter> =
+            add(&mut r, "fn_train_jobs", "Training requests by outcome.");
+        // Every outcome is listed from the start, at 0, so a rate() sees the first one.
+        for o in Outcome::ALL {
+            drop(jobs.get_or_create(&o.labels()));
+        }
+        Self {
+            jobs,
+            training_seconds: add(
+                &mut r,
+                "fn_train_training_seconds",
+                "Wall seconds spent training.",
+            ),
+            examples: add(
+                &mut r,
+                "fn_train_examples",
+                "Training examples processed (epochs x examples).",
+            ),
+            batches: add(&mut r, "fn_train_batches", "Training batches processed."),
+            running: add(
+                &mut r,
+                "fn_train_job_running",
+                "1 while a training job runs.",
+            ),
+            shard_examples: add(
+                &mut r,
+                "fn_train_shard_examples",
+                "Examples in this node's shard.",
+            ),
+            registry: r,
+        }
+    }
 }
 
 impl Metrics {
     /// Counts one request or job that ended with `outcome`.
     pub fn job_finished(&self, outcome: Outcome) {
-        self.jobs[outcome.index()].fetch_add(1, Ordering::Relaxed);
+        self.jobs.get_or_create(&outcome.labels()).inc();
     }
 
     /// How many jobs ended with `outcome` so far.
     pub fn jobs(&self, outcome: Outcome) -> u64 {
-        self.jobs[outcome.index()].load(Ordering::Relaxed)
+        self.jobs.get_or_create(&outcome.labels()).get()
     }
 
     /// Adds the wall time of a training run.
     pub fn add_training_time(&self, seconds: f64) {
-        let micros = (seconds.max(0.0) * 1e6).round() as u64;
-        self.train_micros.fetch_add(micros, Ordering::Relaxed);
+        self.training_seconds.inc_by(seconds.max(0.0));
     }
 
     /// Adds examples processed (a batch's worth, per batch).
     pub fn add_examples(&self, n: u64) {
-        self.examples.fetch_add(n, Ordering::Relaxed);
+        self.examples.inc_by(n);
     }
 
     /// Counts a trained batch.
     pub fn add_batch(&self) {
-        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batches.inc();
     }
 
     /// Batches trained so far.
     pub fn batches(&self) -> u64 {
-        self.batches.load(Ordering::Relaxed)
+        self.batches.get()
     }
 
     /// Sets whether a job is running.
     pub fn set_running(&self, running: bool) {
-        self.running.store(u64::from(running), Ordering::Relaxed);
+        self.running.set(i64::from(running));
     }
 
     /// Records the size of the loaded shard.
     pub fn set_shard_examples(&self, n: u64) {
-        self.shard_examples.store(n, Ordering::Relaxed);
+        self.shard_examples
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// Prometheus text exposition format 0.0.4.
+    /// The metrics as OpenMetrics text.
     pub fn render(&self) -> String {
-        let mut s = String::with_capacity(2048);
-        let _ = writeln!(
-            s,
-            "# HELP fn_train_jobs_total Training requests by outcome."
-        );
-        let _ = writeln!(s, "# TYPE fn_train_jobs_total counter");
-        for o in Outcome::ALL {
-            let _ = writeln!(
-                s,
-                "fn_train_jobs_total{{outcome=\"{}\"}} {}",
-                o.label(),
-                self.jobs(o)
-            );
-        }
-        let secs = self.train_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let gauges: [(&str, &str, &str, String); 5] = [
-            (
-                "fn_train_training_seconds_total",
-                "counter",
-                "Wall seconds spent training.",
-                format!("{secs:.6}"),
-            ),
-            (
-                "fn_train_examples_total",
-                "counter",
-                "Training examples processed (epochs x examples).",
-                self.examples.load(Ordering::Relaxed).to_string(),
-            ),
-            (
-                "fn_train_batches_total",
-                "counter",
-                "Training batches processed.",
-                self.batches().to_string(),
-            ),
-            (
-                "fn_train_job_running",
-                "gauge",
-                "1 while a training job runs.",
-                self.running.load(Ordering::Relaxed).to_string(),
-            ),
-            (
-                "fn_train_shard_examples",
-                "gauge",
-                "Examples in this node's shard.",
-                self.shard_examples.load(Ordering::Relaxed).to_string(),
-            ),
-        ];
-        for (name, kind, help, value) in gauges {
-            let _ = writeln!(
-                s,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        }
-        s
+        service::metrics::encode(&self.registry)
+    }
+
+    /// The `/metrics` response.
+    pub fn response(&self) -> Response {
+        service::metrics::response(&self.registry)
     }
 }
 
@@ -183,6 +174,7 @@ mod tests {
         let text = m.render();
         assert!(text.contains("fn_train_jobs_total{outcome=\"busy\"} 2\n"));
         assert!(text.contains("fn_train_jobs_total{outcome=\"ok\"} 0\n"));
-        assert!(text.contains("fn_train_training_seconds_total 1.500000\n"));
+        assert!(text.contains("fn_train_training_seconds_total 1.5\n"));
+        assert_eq!(m.jobs(Outcome::Busy), 2);
     }
 }

@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use edge_cluster::nodes;
 
 #[derive(Debug, Parser)]
@@ -22,23 +22,7 @@ struct Cli {
     #[command(flatten)]
     args: repro::ReproArgs,
     #[command(subcommand)]
-    node: Option<Node>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Node {
-    /// (internal) Run an fn-train node; arguments are fn-train's own flags.
-    #[command(hide = true)]
-    FnTrain {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-    /// (internal) Run an fn-serve node; arguments are fn-serve's own flags.
-    #[command(hide = true)]
-    FnServe {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    node: Option<nodes::NodeCommand>,
 }
 
 fn main() -> ExitCode {
@@ -56,15 +40,8 @@ fn main() -> ExitCode {
             .collect::<String>()
     );
     let result = match cli.node {
-        Some(Node::FnTrain { args }) => nodes::run_async(nodes::fn_train(args)),
-        Some(Node::FnServe { args }) => nodes::run_async(nodes::fn_serve(args)),
+        Some(node) => node.run(),
         None => nodes::run_async(repro::run(cli.args, command)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("repro: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    nodes::exit_code("repro", result)
 }

@@ -784,46 +784,13 @@ fn estimate(md: &mut String, r: &Results) {
 
 #[cfg(test)]
 mod tests {
-    use aggregator::history::{ClientRecord, ClientStatus, GlobalMetrics, RoundRecord};
+    use edge_cluster::testing::{round_history, svg_text_items, svg_texts};
 
     use super::*;
     use crate::docker::CpuStat;
     use crate::machine::Machine;
     use crate::plan::Plan;
     use crate::results::{LoadRow, ServePoint, TrainRow};
-
-    fn history(rounds: u64) -> Vec<RoundRecord> {
-        (0..=rounds)
-            .map(|r| {
-                let mut rec = RoundRecord::bare(r, Some(r), "");
-                rec.global = Some(GlobalMetrics {
-                    loss: 2.3 / (1.0 + 10.0 * r as f32),
-                    accuracy: if r == 0 { 0.1 } else { 0.9 + 0.01 * r as f32 },
-                    per_class_accuracy: vec![],
-                    examples: 100,
-                });
-                if r > 0 {
-                    for c in 0..3 {
-                        rec.clients.push(ClientRecord {
-                            client_id: format!("client-{c}"),
-                            status: ClientStatus::Accepted,
-                            num_examples: 100,
-                            epoch_loss: vec![0.4 / r as f32],
-                            epoch_accuracy: vec![0.8 + 0.02 * r as f32],
-                            train_seconds: 1.0,
-                            round_trip_seconds: 1.1,
-                            update_bytes: 1,
-                            update_norm: None,
-                            weight: None,
-                            clipped_to: None,
-                        });
-                    }
-                    rec.timings.total = 2.0;
-                }
-                rec
-            })
-            .collect()
-    }
 
     /// A made-up run with every part, small.
     pub(crate) fn synthetic() -> Results {
@@ -833,7 +800,7 @@ mod tests {
             .iter()
             .map(|run| RoundsResult {
                 run: run.clone(),
-                history: history(4),
+                history: round_history(4, 3),
                 stopped: "4 rounds run".into(),
                 seconds: 10.0,
                 client_examples: vec![100, 100, 100],
@@ -926,27 +893,9 @@ mod tests {
         }
     }
 
-    fn svg_texts(svg: &str) -> Vec<String> {
-        svg.split("<text")
-            .skip(1)
-            .filter_map(|t| {
-                let body = &t[t.find('>')? + 1..];
-                Some(body[..body.find("</text>")?].trim().to_string())
-            })
-            .collect()
-    }
-
     /// The labels on the same baseline as the label `known` (the x axis's tick labels).
     fn x_ticks(svg: &str, known: &str) -> Vec<String> {
-        let items: Vec<(String, String)> = svg
-            .split("<text")
-            .skip(1)
-            .filter_map(|t| {
-                let y = t.split("y=\"").nth(1)?.split('"').next()?.to_string();
-                let body = &t[t.find('>')? + 1..];
-                Some((y, body[..body.find("</text>")?].trim().to_string()))
-            })
-            .collect();
+        let items = svg_text_items(svg);
         let Some((y, _)) = items.iter().rev().find(|(_, t)| t == known) else {
             return vec![];
         };

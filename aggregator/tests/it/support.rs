@@ -35,20 +35,10 @@ pub async fn start_serve(
         cmd.env(k, v);
     }
     let server = cmd.spawn().unwrap();
-    let http = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !http
-        .get(format!("{base}/healthz"))
-        .send()
+    let healthz = format!("{base}/healthz");
+    service::probe::wait_ok(&reqwest::Client::new(), &healthz, Duration::from_secs(60))
         .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "aggregator serve never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        .expect("aggregator serve never became healthy");
     (server, base)
 }
 

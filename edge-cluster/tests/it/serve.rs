@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, spawn_train_node, wait_healthy};
+use crate::support::{free_port, spawn_train_node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_mode_runs_a_requested_round_against_real_nodes() {
@@ -40,7 +40,9 @@ async fn serve_mode_runs_a_requested_round_against_real_nodes() {
         public_url: None,
         operator_token: Some("operator-secret".into()),
     }));
-    wait_healthy(&http, &base).await;
+    service::probe::wait_ok(&http, &format!("{base}/healthz"), Duration::from_secs(60))
+        .await
+        .unwrap();
     // Version 0 (the initial model) exists before any round.
     let latest = http
         .get(format!("{base}/v1/models/mnist/latest"))

@@ -1,27 +1,10 @@
 //! Shared by the tests that run real processes: where MNIST is, how a node starts, a
-//! port, waiting for health.
+//! port.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use edge_cluster::nodes::Node;
-
-/// Waits (up to 60 s) until `{base}/healthz` answers 200.
-pub async fn wait_healthy(http: &reqwest::Client, base: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{base} never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// Serves `app` on a loopback port until the test ends (the services' own listener).
 pub async fn serve_router(app: axum::Router) -> std::net::SocketAddr {

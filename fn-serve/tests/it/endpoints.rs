@@ -90,7 +90,13 @@ async fn health_metadata_and_status_endpoints() {
         ),
         "{text}"
     );
-    assert!(text.contains("fn_serve_request_duration_seconds_bucket{endpoint=\"/v2/models/{name}/infer\",le=\"+Inf\"} 1"));
+    // prometheus-client writes the bucket's `le` before the family's labels.
+    assert!(
+        text.contains(
+            r#"fn_serve_request_duration_seconds_bucket{le="+Inf",endpoint="/v2/models/{name}/infer"} 1"#
+        ),
+        "{text}"
+    );
     assert!(text.contains("fn_serve_images_predicted_total 1"));
     assert!(text.contains("fn_serve_model_version 1"));
     assert!(text.contains("fn_serve_ready 1"));

@@ -1,18 +1,11 @@
-//! `GET /metrics`: Prometheus text.
+//! `GET /metrics`: the OpenMetrics text of [`crate::metrics::Metrics`].
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::Response;
 
 use crate::state::AppState;
 
-/// The node's counters in the Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics().render(),
-    )
+/// The node's metrics.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics().response()
 }
