@@ -19,8 +19,8 @@
 //!   [`PackedConv`] transforms and packs the filters once per model version (the engine's
 //!   inference path); the unpacked entry points do it once per call.
 //! * [`ConvAlgo::Auto`] resolves by shape and tier, from measurements (see
-//!   [`ConvAlgo::resolve_for`] and BENCHMARKS.md): Winograd for conv2-like layers at batch
-//!   >= 8 on AVX-512, im2col otherwise. The packed path has its own rule
+//!   [`ConvAlgo::resolve_for`] and BENCHMARKS.md): Winograd for conv2-like layers from
+//!   batch 8 on AVX-512, im2col otherwise. The packed path has its own rule
 //!   ([`PackedConv::runs_winograd`]): with no per-call weight transform, Winograd pays from
 //!   [`PACKED_WINOGRAD_MIN_BATCH`] images.
 //!

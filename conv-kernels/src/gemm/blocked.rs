@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 
 use super::microkernel::{BlockArgs, Tile};
-use super::pack::{PackedPanels, pack_all, pack_block};
+use super::pack::{PackedPanels, Side, pack_all, pack_block};
 use super::{MatMut, MatRef, check_no_alias, check_view, err};
 use crate::dispatch::Kernels;
 use crate::error::Result;
@@ -65,7 +65,7 @@ impl Kernels {
         if m > 0 && k > 0 {
             check_view("A", a.data.len(), m, k, a.rs, a.cs)?;
         }
-        Ok(pack_all(&a, m, k, self.gemm_tile().mr, KC))
+        Ok(pack_all(Side::A, &a, m, k, self.gemm_tile().mr, KC))
     }
 
     /// Packs the right operand `B[k x n]` once for this tier (for [`Operand::Packed`]).
@@ -78,7 +78,7 @@ impl Kernels {
             rs: b.cs,
             cs: b.rs,
         };
-        Ok(pack_all(&bt, n, k, self.gemm_tile().nr, KC))
+        Ok(pack_all(Side::B, &bt, n, k, self.gemm_tile().nr, KC))
     }
 
     /// `C[m x n] ← alpha · A[m x k] · B[k x n] + beta · C` on our blocked GEMM, one thread.
@@ -121,11 +121,11 @@ impl Kernels {
         }
         check_view("C", c.data.len(), rows, n, c.rs, c.cs)?;
         check_no_alias(rows, n, c.rs, c.cs)?;
-        let check_packed = |name: &str, p: &PackedPanels, outer: usize, r: usize| {
-            if p.outer != outer || p.k != k || p.r != r || p.kc != KC {
+        let check_packed = |side: Side, p: &PackedPanels, outer: usize, r: usize| {
+            if p.side != side || p.outer != outer || p.k != k || p.r != r || p.kc != KC {
                 return Err(err(format!(
-                    "{name}: packed {}x{} (panel {}, kc {}) used as {outer}x{k} (panel {r}, kc {KC})",
-                    p.outer, p.k, p.r, p.kc
+                    "{side:?}: packed as {:?} {}x{} (panel {}, kc {}) used as {side:?} {outer}x{k} (panel {r}, kc {KC})",
+                    p.side, p.outer, p.k, p.r, p.kc
                 )));
             }
             Ok(())
@@ -133,7 +133,7 @@ impl Kernels {
         match a {
             Operand::View(v) if k > 0 => check_view("A", v.data.len(), m, k, v.rs, v.cs)?,
             Operand::Packed(p) => {
-                check_packed("A", p, m, t.mr)?;
+                check_packed(Side::A, p, m, t.mr)?;
                 if !r0.is_multiple_of(t.mr) {
                     return Err(err(format!("A: packed rows split at {r0}")));
                 }
@@ -142,7 +142,7 @@ impl Kernels {
         }
         match b {
             Operand::View(v) if k > 0 => check_view("B", v.data.len(), k, n, v.rs, v.cs)?,
-            Operand::Packed(p) => check_packed("B", p, n, t.nr)?,
+            Operand::Packed(p) => check_packed(Side::B, p, n, t.nr)?,
             Operand::View(_) => {}
         }
         if r0 + rows > m {

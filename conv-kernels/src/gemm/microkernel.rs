@@ -86,6 +86,19 @@ impl GemmTier for crate::simd::x86_64::Avx512 {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+impl GemmTier for crate::simd::aarch64::Neon {
+    // 16 accumulators + 2 B vectors + 1 broadcast of the 32 NEON registers (tested under
+    // qemu only: not timed, so the portable tier's choice of matrixmultiply is kept where
+    // the dispatch list says so).
+    const TILE: Tile = Tile { mr: 8, nr: 8 };
+    #[inline(always)]
+    unsafe fn block(args: &BlockArgs<'_>, c: &mut [f32]) {
+        // SAFETY: forwarded precondition (NEON, part of the aarch64 baseline).
+        unsafe { block::<Self, 8, 2>(args, c) }
+    }
+}
+
 /// The tile of `V`'s tier (a dispatch entry).
 ///
 /// # Safety

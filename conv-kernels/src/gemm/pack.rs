@@ -9,9 +9,21 @@
 
 use super::MatRef;
 
+/// Which operand a [`PackedPanels`] was packed as: where a tier's MR equals its NR the
+/// panels alone could not tell, and a B used as A is a different product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The left operand, panels of MR rows.
+    A,
+    /// The right operand, panels of NR columns.
+    B,
+}
+
 /// An operand packed into panels for one tier's tile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedPanels {
+    /// The operand it was packed as.
+    pub(crate) side: Side,
     /// Rows along the panels' outer dimension (A's m, B's n).
     pub(crate) outer: usize,
     /// Reduction length.
@@ -99,6 +111,7 @@ pub(crate) fn pack_block(
 
 /// Packs a whole `outer x k` operand once (weights), in reduction blocks of `kc`.
 pub(crate) fn pack_all(
+    side: Side,
     src: &MatRef<'_>,
     outer: usize,
     k: usize,
@@ -122,6 +135,7 @@ pub(crate) fn pack_all(
         pc += kcb;
     }
     PackedPanels {
+        side,
         outer,
         k,
         r,
