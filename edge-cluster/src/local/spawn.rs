@@ -66,17 +66,11 @@ pub async fn start(
     );
     let logs = args.out.join("logs");
     let t_nodes = Instant::now();
-    let sizes = tokio::task::spawn_blocking({
-        let (partition, dir) = (partition.clone(), mnist_dir.to_owned());
-        let (clients, seed, limit) = (args.clients, args.seed, args.shard_limit);
-        move || super::shards::registered_sizes(&partition, &dir, clients, seed, limit)
-    })
-    .await??;
     let (mut train_nodes, mut clients) = (Vec::new(), Vec::new());
-    for (i, &size) in sizes.iter().enumerate() {
-        let (node, client) = start_train_node(args, i, size, partition, mnist_dir, &logs).await?;
+    for i in 0..args.clients {
+        let (node, client) = start_train_node(args, i, partition, mnist_dir, &logs).await?;
         println!(
-            "  {}: {} (pid {}, registered with {size} examples)",
+            "  {}: {} (pid {})",
             client.id,
             node.url,
             node.pid().unwrap_or(0)
@@ -95,6 +89,24 @@ pub async fn start(
     for node in &mut train_nodes {
         node.wait_ready(&probe, Duration::from_secs(120)).await?;
     }
+    // Once every node holds its shard (a node that cannot load one has said why by now).
+    let sizes = tokio::task::spawn_blocking({
+        let (partition, dir) = (partition.clone(), mnist_dir.to_owned());
+        let (n, seed, limit) = (args.clients, args.seed, args.shard_limit);
+        move || super::shards::registered_sizes(&partition, &dir, n, seed, limit)
+    })
+    .await??;
+    for (client, size) in clients.iter_mut().zip(sizes) {
+        client.num_examples = Some(size);
+    }
+    println!(
+        "registered shard sizes: {}",
+        clients
+            .iter()
+            .map(|c| format!("{} {}", c.id, c.num_examples.unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "nodes up and shards loaded in {:.2} s",
         t_nodes.elapsed().as_secs_f64()
@@ -109,12 +121,11 @@ pub async fn start(
     })
 }
 
-/// fn-train node `index` with a fresh bearer token and its share of this machine's cores,
-/// registered with its shard of `examples`.
+/// fn-train node `index` with a fresh bearer token and its share of this machine's cores
+/// (its shard size is registered once it is ready, in [`start`]).
 async fn start_train_node(
     args: &LocalArgs,
     index: usize,
-    examples: u64,
     partition: &PartitionSource,
     mnist_dir: &Path,
     logs: &Path,
@@ -161,7 +172,7 @@ async fn start_train_node(
         url: node.url.clone(),
         token: Some(token),
         transport: args.transport,
-        num_examples: Some(examples),
+        num_examples: None,
     };
     Ok((node, client))
 }
