@@ -26,10 +26,10 @@ fuzz_target!(|data: &[u8]| {
     let global = global();
     let limits = ValidationLimits::default();
     let claimed = Claimed {
-        client_id: &reply.client_id,
-        round: reply.round,
-        nonce: &reply.nonce,
-        num_examples: reply.num_examples,
+        client_id: &reply.meta.client_id,
+        round: reply.meta.round,
+        nonce: &reply.meta.nonce,
+        num_examples: reply.meta.num_examples,
         bytes: data.len() as u64,
         params: &reply.params,
     };
@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(norm.is_finite() && norm <= limits.max_update_norm.unwrap_or(f32::MAX));
-    assert!(reply.num_examples <= 1000);
+    assert!(reply.meta.num_examples <= 1000);
     // Three copies of the update with different claims through the relative checks.
     let c = |claimed| Candidate {
         params: &reply.params,
@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
         norm,
         registered: false,
     };
-    let candidates = [c(reply.num_examples), c(1), c(1000)];
+    let candidates = [c(reply.meta.num_examples), c(1), c(1000)];
     for (v, cand) in relative::judge(&global, &candidates, &limits)
         .iter()
         .zip(&candidates)
