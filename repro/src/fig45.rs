@@ -79,6 +79,8 @@ pub async fn run(
             format!("--out={}", dir.display()),
             format!("--mnist-dir={}", mnist_dir.display()),
             "--no-serve".into(),
+            // The paper averages every client (plain FedAvg, no defences).
+            "--no-direction-check".into(),
         ];
         if let Some(n) = run.shard_limit {
             argv.push(format!("--shard-limit={n}"));

@@ -56,6 +56,13 @@ pub struct LocalArgs {
     /// Skip the serving check at the end.
     #[arg(long)]
     pub no_serve: bool,
+    /// Turn off the aggregator's direction check (an update whose change points away from
+    /// the round's median change is rejected; docs/ROBUSTNESS.md). The paper's FedAvg has
+    /// no such defence, and a skewed client's honest update can fail it; `repro` turns it
+    /// off so Figures 4 and 5 average every client. The norm, finiteness and example-count
+    /// checks stay on.
+    #[arg(long)]
+    pub no_direction_check: bool,
     /// Images per inference request in the serving check's accuracy pass.
     #[arg(long, default_value_t = 100)]
     pub serve_batch: usize,

@@ -195,7 +195,12 @@ pub async fn coordinator(
             optimizer: adam(args.lr),
             seed: args.seed,
         },
-        limits: ValidationLimits::default(),
+        limits: ValidationLimits {
+            min_cosine_vs_median: (!args.no_direction_check)
+                .then_some(ValidationLimits::default().min_cosine_vs_median)
+                .flatten(),
+            ..ValidationLimits::default()
+        },
         strategy: Strategy::new(strategy),
         evaluator: Some(test_set_evaluator(Arc::clone(&data.test))),
         public_url: cluster.store_url.clone(),
