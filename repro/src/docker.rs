@@ -151,22 +151,9 @@ impl Container {
         path: &str,
         timeout: Duration,
     ) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        let url = format!("{}{path}", self.url);
-        loop {
-            if let Ok(r) = http.get(&url).send().await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "container {} not ready at {url} within {timeout:?}",
-                    self.id
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        poll_ready(http, &format!("{}{path}", self.url), timeout)
+            .await
+            .with_context(|| format!("container {}", self.id))
     }
 
     /// The container's CPU counters from its cgroup (v1 or v2).
@@ -244,6 +231,27 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// Polls `GET url` every 2 ms until it answers 2xx (or `timeout` passes): the cold-start
+/// figures are read off this loop, so it polls faster than `service::probe`'s 10 ms.
+pub async fn poll_ready(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{url} not ready within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 #[cfg(test)]

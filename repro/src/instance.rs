@@ -5,9 +5,8 @@
 //! limit, only the pod's thread count, and no cgroup counters of its own.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::bail;
 use edge_cluster::nodes::Node;
 
 use crate::docker::{Container, CpuStat, RunSpec};
@@ -88,19 +87,7 @@ impl Instance {
         path: &str,
         timeout: Duration,
     ) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        let url = format!("{}{path}", self.url);
-        loop {
-            if let Ok(r) = http.get(&url).send().await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("{url} not ready within {timeout:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        crate::docker::poll_ready(http, &format!("{}{path}", self.url), timeout).await
     }
 
     /// The container's CFS counters; `None` for a process (no cgroup of its own).
