@@ -164,6 +164,36 @@ fn check_scratch(op: &'static str, g: &Conv2dGeometry, scratch: &[f32]) -> Resul
     Ok(())
 }
 
+/// The buffer checks every forward entry point shares (weights are the caller's: raw slices
+/// by length, packed ones by shape and tier); `pooled` for the fused 2x2 max-pool's output.
+pub(crate) fn check_forward(
+    op: &'static str,
+    g: &Conv2dGeometry,
+    input: &[f32],
+    bias: Option<&[f32]>,
+    out: &[f32],
+    scratch: &[f32],
+    pooled: bool,
+) -> Result<()> {
+    if pooled && !conv2d_pool_fusable(g) {
+        return Err(KernelError::Geometry {
+            op,
+            reason: "the fused pool needs a 5x5 kernel and an even output height and width".into(),
+        });
+    }
+    check_len(op, "input", input.len(), g.input_len())?;
+    if let Some(b) = bias {
+        check_len(op, "bias", b.len(), g.out_channels)?;
+    }
+    let out_len = if pooled {
+        g.output_len() / 4
+    } else {
+        g.output_len()
+    };
+    check_len(op, "out", out.len(), out_len)?;
+    check_scratch(op, g, scratch)
+}
+
 /// Forward convolution: `out = act(conv(input, weight) + bias)`.
 ///
 /// # Shapes
@@ -275,13 +305,8 @@ impl Kernels {
         scratch: &mut [f32],
     ) -> Result<()> {
         const OP: &str = "conv2d_forward";
-        check_len(OP, "input", input.len(), g.input_len())?;
+        check_forward(OP, g, input, bias, out, scratch, false)?;
         check_len(OP, "weight", weight.len(), g.weight_len())?;
-        if let Some(b) = bias {
-            check_len(OP, "bias", b.len(), g.out_channels)?;
-        }
-        check_len(OP, "out", out.len(), g.output_len())?;
-        check_scratch(OP, g, scratch)?;
         let relu = activation == Activation::Relu;
         match algo.resolve_for(g, self.isa) {
             ConvAlgo::Direct => direct::forward(self, g, input, weight, bias, relu, out, scratch),
@@ -306,20 +331,8 @@ impl Kernels {
         scratch: &mut [f32],
     ) -> Result<()> {
         const OP: &str = "conv2d_forward_maxpool2x2";
-        if !conv2d_pool_fusable(g) {
-            return Err(KernelError::Geometry {
-                op: OP,
-                reason: "the fused pool needs a 5x5 kernel and an even output height and width"
-                    .into(),
-            });
-        }
-        check_len(OP, "input", input.len(), g.input_len())?;
+        check_forward(OP, g, input, bias, out, scratch, true)?;
         check_len(OP, "weight", weight.len(), g.weight_len())?;
-        if let Some(b) = bias {
-            check_len(OP, "bias", b.len(), g.out_channels)?;
-        }
-        check_len(OP, "out", out.len(), g.output_len() / 4)?;
-        check_scratch(OP, g, scratch)?;
         let relu = activation == Activation::Relu;
         let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
         winograd::forward(self, g, input, &u, bias, relu, true, out, scratch)

@@ -6,7 +6,7 @@
 //! (im2col), so it can never disagree with itself: a caller that changes the weights makes a
 //! new one (`engine::Sequential` does this whenever its parameters may have changed).
 
-use super::{WINOGRAD_MIN_CHANNELS, check_scratch, winograd};
+use super::{WINOGRAD_MIN_CHANNELS, check_forward, winograd};
 use crate::activation::Activation;
 use crate::dispatch::{Isa, Kernels, kernels};
 use crate::error::{KernelError, Result, check_len};
@@ -160,12 +160,7 @@ impl Kernels {
                 scratch,
             );
         };
-        check_len(OP, "input", input.len(), g.input_len())?;
-        if let Some(b) = bias {
-            check_len(OP, "bias", b.len(), g.out_channels)?;
-        }
-        check_len(OP, "out", out.len(), g.output_len())?;
-        check_scratch(OP, g, scratch)?;
+        check_forward(OP, g, input, bias, out, scratch, false)?;
         let relu = activation == Activation::Relu;
         winograd::forward(self, g, input, u, bias, relu, false, out, scratch)
     }
@@ -199,19 +194,7 @@ impl Kernels {
                 scratch,
             );
         };
-        if !super::conv2d_pool_fusable(g) {
-            return Err(KernelError::Geometry {
-                op: OP,
-                reason: "the fused pool needs a 5x5 kernel and an even output height and width"
-                    .into(),
-            });
-        }
-        check_len(OP, "input", input.len(), g.input_len())?;
-        if let Some(b) = bias {
-            check_len(OP, "bias", b.len(), g.out_channels)?;
-        }
-        check_len(OP, "out", out.len(), g.output_len() / 4)?;
-        check_scratch(OP, g, scratch)?;
+        check_forward(OP, g, input, bias, out, scratch, true)?;
         let relu = activation == Activation::Relu;
         winograd::forward(self, g, input, u, bias, relu, true, out, scratch)
     }

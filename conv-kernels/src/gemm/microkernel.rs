@@ -150,6 +150,9 @@ pub(crate) unsafe fn block<V: F32Vec, const MR: usize, const NV: usize>(
 }
 
 /// `Σ_p ap[p] ⊗ bp[p]` for one A panel (`kc · MR`) and one B panel (`kc · NR`).
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
 #[inline(always)]
 unsafe fn tile<V: F32Vec, const MR: usize, const NV: usize>(
     ap: &[f32],
@@ -174,6 +177,9 @@ unsafe fn tile<V: F32Vec, const MR: usize, const NV: usize>(
 }
 
 /// Writes one tile: `C ← α · acc + β · C` on its `rows x cols` valid part.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn store<V: F32Vec, const MR: usize, const NV: usize>(

@@ -194,6 +194,36 @@ pub fn sgemm(
 /// Rows per parallel panel: a multiple of every microkernel height matrixmultiply uses.
 const PANEL_ROWS: usize = 64;
 
+/// How a row-major C of `m x n` (leading dimension `c_ld`, `c_len` elements) splits into
+/// row panels of whole `panel` rows over the rayon workers: `None` when one worker does it
+/// all, else `(rows per worker, elements of C touched)`, after checking C's layout.
+fn row_split(
+    m: usize,
+    k: usize,
+    n: usize,
+    panel: usize,
+    c_ld: usize,
+    c_len: usize,
+) -> Result<Option<(usize, usize)>> {
+    let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
+    let workers = crate::threads::workers_for(flops, m.div_ceil(panel));
+    if workers <= 1 {
+        return Ok(None);
+    }
+    if c_ld < n {
+        return Err(err(format!(
+            "C: leading dimension {c_ld} below {n} columns"
+        )));
+    }
+    let needed = extent(m, n, c_ld, 1)? + 1;
+    if c_len < needed {
+        return Err(err(format!(
+            "C: needs {needed} elements, slice has {c_len}"
+        )));
+    }
+    Ok(Some((m.div_ceil(workers).div_ceil(panel) * panel, needed)))
+}
+
 /// Like [`sgemm`] for a row-major C (`c_ld` ≥ n), split into row panels run on the current
 /// rayon pool when the product is big enough. Each C element is computed by exactly the same
 /// sequence of operations whatever the split, so results are bit-identical for any thread count.
@@ -209,25 +239,9 @@ pub(crate) fn sgemm_rows_par(
     c: &mut [f32],
     c_ld: usize,
 ) -> Result<()> {
-    let panels = m.div_ceil(PANEL_ROWS);
-    let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
-    let workers = crate::threads::workers_for(flops, panels);
-    if workers <= 1 {
+    let Some((rows_per, needed)) = row_split(m, k, n, PANEL_ROWS, c_ld, c.len())? else {
         return sgemm(m, k, n, alpha, a, b, beta, MatMut::row_major(c, c_ld));
-    }
-    if c_ld < n {
-        return Err(err(format!(
-            "C: leading dimension {c_ld} below {n} columns"
-        )));
-    }
-    let rows_per = m.div_ceil(workers).div_ceil(PANEL_ROWS) * PANEL_ROWS;
-    let needed = extent(m, n, c_ld, 1)? + 1;
-    if c.len() < needed {
-        return Err(err(format!(
-            "C: needs {needed} elements, slice has {}",
-            c.len()
-        )));
-    }
+    };
     c[..needed]
         .par_chunks_mut(rows_per * c_ld)
         .enumerate()
@@ -279,25 +293,9 @@ impl Kernels {
     ) -> Result<()> {
         let mr = self.gemm_tile().mr;
         let panel = PANEL_ROWS.div_ceil(mr) * mr;
-        let panels = m.div_ceil(panel);
-        let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
-        let workers = crate::threads::workers_for(flops, panels);
-        if workers <= 1 {
+        let Some((rows_per, needed)) = row_split(m, k, n, panel, c_ld, c.len())? else {
             return self.gemm(m, k, n, alpha, a, b, beta, MatMut::row_major(c, c_ld));
-        }
-        if c_ld < n {
-            return Err(err(format!(
-                "C: leading dimension {c_ld} below {n} columns"
-            )));
-        }
-        let rows_per = m.div_ceil(workers).div_ceil(panel) * panel;
-        let needed = extent(m, n, c_ld, 1)? + 1;
-        if c.len() < needed {
-            return Err(err(format!(
-                "C: needs {needed} elements, slice has {}",
-                c.len()
-            )));
-        }
+        };
         c[..needed]
             .par_chunks_mut(rows_per * c_ld)
             .enumerate()
