@@ -22,7 +22,8 @@
 //!   [`ConvAlgo::resolve_for`] and BENCHMARKS.md): Winograd for conv2-like layers from
 //!   batch 8 on AVX-512, im2col otherwise. The packed path has its own rule
 //!   ([`PackedConv::runs_winograd`]): with no per-call weight transform, Winograd pays from
-//!   [`PACKED_WINOGRAD_MIN_BATCH`] images.
+//!   [`PACKED_WINOGRAD_MIN_BATCH`] images, on the AVX-512 tier only ([`packed_winograd_pays`]:
+//!   on an AVX2-only CPU im2col wins).
 //!
 //! The public functions validate every buffer against the [`Conv2dGeometry`] and return a
 //! [`crate::KernelError`] before touching memory; [`reference`](mod@reference) holds the naive oracle.
@@ -121,11 +122,23 @@ pub const WINOGRAD_MIN_CHANNELS: usize = 8;
 /// Winograd ties or wins (measured at 1, 8, 32, 64).
 pub const WINOGRAD_MIN_BATCH: usize = 8;
 
+/// Whether the packed path ([`PackedConv`]) prepares and runs Winograd filters on `isa`:
+/// on the AVX-512 tier only. On a real AVX2-only CPU (AMD EPYC Zen 3, family 25 model 1,
+/// one core, kernel bench `conv2_forward_b<n>/avx2/{WinogradPacked,Im2colGemm}`, three
+/// alternated rounds) im2col beat the packed Winograd filters in 8 of 9 rounds at batch
+/// 32 and 64 (batch 32: 4.35-4.61 vs 4.12-5.42 ms; batch 64: 8.04-9.36 vs 9.14-11.11 ms)
+/// and tied at batch 8; the AVX-512 gain that made Winograd win on Zen 4 (its transforms
+/// run 1.3x faster there) is missing. NEON and portable are untimed and take im2col.
+pub fn packed_winograd_pays(isa: Isa) -> bool {
+    isa == Isa::Avx512
+}
+
 /// Images from which the packed path ([`PackedConv::runs_winograd`]) takes Winograd: the
 /// filters are transformed once per model version, so only the per-image work counts; batch
 /// 1 still loses (one image's 16 tiles half-fill the AVX-512 GEMM tile: model bench batch 1,
 /// 0.36 vs 0.29 ms), batch 32 and up gain 1.19-1.22x end to end (BENCHMARKS.md, Kernels).
-/// Measured on the AVX-512 tier (Zen 4); the AVX2 tier runs the same rule unmeasured.
+/// Measured on the AVX-512 tier (Zen 4), the one tier that packs Winograd filters
+/// ([`packed_winograd_pays`]).
 pub const PACKED_WINOGRAD_MIN_BATCH: usize = 4;
 
 /// Scratch elements one worker needs for any conv2d kernel of geometry `g`.

@@ -6,7 +6,7 @@
 //! (im2col), so it can never disagree with itself: a caller that changes the weights makes a
 //! new one (`engine::Sequential` does this whenever its parameters may have changed).
 
-use super::{WINOGRAD_MIN_CHANNELS, check_forward, winograd};
+use super::{WINOGRAD_MIN_CHANNELS, check_forward, packed_winograd_pays, winograd};
 use crate::activation::Activation;
 use crate::dispatch::{Isa, Kernels, kernels};
 use crate::error::{KernelError, Result, check_len};
@@ -32,7 +32,8 @@ impl PackedConv {
         self.isa
     }
 
-    /// Whether Winograd filters were prepared (5x5 kernel, enough input channels).
+    /// Whether Winograd filters were prepared (5x5 kernel, enough input channels, a tier
+    /// where they pay: [`super::packed_winograd_pays`]).
     pub fn is_winograd(&self) -> bool {
         self.winograd.is_some()
     }
@@ -116,11 +117,13 @@ impl Kernels {
             .and_then(|v| v.checked_mul(kw))
             .ok_or(KernelError::Overflow { op: "pack_conv2d" })?;
         check_len("pack_conv2d", "weight", weight.len(), len)?;
-        let winograd = if kh == 5 && kw == 5 && c >= WINOGRAD_MIN_CHANNELS {
-            Some(winograd::pack_weights(self, o, c, weight)?)
-        } else {
-            None
-        };
+        let winograd =
+            if kh == 5 && kw == 5 && c >= WINOGRAD_MIN_CHANNELS && packed_winograd_pays(self.isa())
+            {
+                Some(winograd::pack_weights(self, o, c, weight)?)
+            } else {
+                None
+            };
         Ok(PackedConv {
             isa: self.isa(),
             shape,
