@@ -33,6 +33,16 @@ const MAX_LANES: usize = 16;
 /// see BENCHMARKS.md).
 const TARGET_TILES: usize = 64;
 
+/// Distance in floats between the 36 planes (one per ξ) of V `[36, C, T]` or M `[36, O, T]`
+/// with `rows` rows of `t` tiles: the plane size rounded up to a cache line plus one line.
+/// Without the extra line, conv2's planes are 8 or 16 KiB apart, so the 36 values one
+/// transform step reads (output) or writes (input) all fall into the same L1 set and evict
+/// each other (an 8-way cache holds 8 of them); a one-line skew spreads them over 36 sets.
+pub(crate) fn plane_stride(rows: usize, t: usize) -> usize {
+    const LINE: usize = 16;
+    (rows * t).next_multiple_of(LINE) + LINE
+}
+
 /// Whether this path computes `g` (5x5 kernels, any padding).
 pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
     g.kernel_h == 5 && g.kernel_w == 5
@@ -45,7 +55,8 @@ pub(crate) struct WinogradPlan {
     tiles_w: usize,
     /// Images per chunk.
     cn: usize,
-    /// Elements of one worker's V `[36, C, T]` plus M `[36, O, T]`.
+    /// Elements of one worker's V `[36, C, T]` plus M `[36, O, T]` (planes
+    /// [`plane_stride`] apart).
     work_len: usize,
 }
 
@@ -59,7 +70,7 @@ impl WinogradPlan {
             tiles_h,
             tiles_w,
             cn,
-            work_len: XI * (g.in_channels + g.out_channels) * t,
+            work_len: XI * (plane_stride(g.in_channels, t) + plane_stride(g.out_channels, t)),
         }
     }
 
@@ -188,6 +199,7 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
     let per_img = tiles_h * tiles_w;
     let t_all = nimg * per_img;
     let c_all = g.in_channels;
+    let vs = plane_stride(c_all, t_all);
     let plane = g.in_h * g.in_w;
     let mut d = [0.0f32; XI * MAX_LANES];
     let mut res = [0.0f32; XI * MAX_LANES];
@@ -247,7 +259,7 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
                         let xi = i * ALPHA + l;
                         if n == V::LANES {
                             // A whole vector of tiles: straight into V (no staging copy).
-                            val.store(&mut v[(xi * c_all + c) * t_all + t0..]);
+                            val.store(&mut v[xi * vs + c * t_all + t0..]);
                         } else {
                             val.store(&mut res[xi * MAX_LANES..]);
                         }
@@ -256,7 +268,7 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
             }
             if n < V::LANES {
                 for xi in 0..XI {
-                    let dst = &mut v[(xi * c_all + c) * t_all + t0..][..n];
+                    let dst = &mut v[xi * vs + c * t_all + t0..][..n];
                     for (d, s) in dst.iter_mut().zip(&res[xi * MAX_LANES..]) {
                         *d = *s;
                     }
@@ -298,6 +310,7 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
     let per_img = tiles_h * tiles_w;
     let t_all = a.nimg * per_img;
     let o_all = g.out_channels;
+    let ms = plane_stride(o_all, t_all);
     let p = g.out_h * g.out_w;
     let mut mbuf = [0.0f32; XI * MAX_LANES];
     let mut y = [0.0f32; 4 * MAX_LANES];
@@ -310,14 +323,14 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
             if !full {
                 for xi in 0..XI {
                     mbuf[xi * MAX_LANES..][..n]
-                        .copy_from_slice(&a.m[(xi * o_all + o) * t_all + t0..][..n]);
+                        .copy_from_slice(&a.m[xi * ms + o * t_all + t0..][..n]);
                 }
             }
             // SAFETY: the caller guarantees `V`'s ISA; loads and stores are through slices.
             unsafe {
                 let load = |xi: usize| {
                     if full {
-                        V::load(&a.m[(xi * o_all + o) * t_all + t0..])
+                        V::load(&a.m[xi * ms + o * t_all + t0..])
                     } else {
                         V::load(&mbuf[xi * MAX_LANES..])
                     }
@@ -464,12 +477,13 @@ pub(crate) fn forward(
     let chunk = |n0: usize, out: &mut [f32], slot: &mut [f32]| -> Result<()> {
         let nimg = out.len() / out_img;
         let t = nimg * per_img;
-        let (v, rest) = slot.split_at_mut(XI * c_all * t);
-        let m = &mut rest[..XI * o_all * t];
+        let (vs, ms) = (plane_stride(c_all, t), plane_stride(o_all, t));
+        let (v, rest) = slot.split_at_mut(XI * vs);
+        let m = &mut rest[..XI * ms];
         (k.winograd_input)(g, &x[n0 * in_img..][..nimg * in_img], nimg, v);
         for xi in 0..XI {
-            let b = MatRef::row_major(&v[xi * c_all * t..][..c_all * t], t);
-            let c = MatMut::row_major(&mut m[xi * o_all * t..][..o_all * t], t);
+            let b = MatRef::row_major(&v[xi * vs..][..c_all * t], t);
+            let c = MatMut::row_major(&mut m[xi * ms..][..o_all * t], t);
             match u {
                 Filters::Packed(u) => {
                     let a = u.get(xi).ok_or(KernelError::Overflow { op: "winograd" })?;
