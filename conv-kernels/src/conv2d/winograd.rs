@@ -247,14 +247,21 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
             }
             // SAFETY: the caller guarantees `V`'s ISA; loads and stores are through slices.
             unsafe {
-                let mut cols = [[V::splat(0.0); 6]; 6]; // cols[j] = Bᵀ d[:, j]
+                // Plain loops, no closures (see `output_simd`).
+                let zero = V::splat(0.0);
+                let mut cols = [[zero; 6]; 6]; // cols[j] = Bᵀ d[:, j]
                 for (j, col) in cols.iter_mut().enumerate() {
-                    let dj: [V; 6] =
-                        std::array::from_fn(|a| V::load(&d[(a * ALPHA + j) * MAX_LANES..]));
+                    let mut dj = [zero; 6];
+                    for (a, v) in dj.iter_mut().enumerate() {
+                        *v = V::load(&d[(a * ALPHA + j) * MAX_LANES..]);
+                    }
                     *col = bt(dj);
                 }
                 for i in 0..6 {
-                    let row: [V; 6] = std::array::from_fn(|j| cols[j][i]);
+                    let mut row = [zero; 6];
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = cols[j][i];
+                    }
                     for (l, val) in bt(row).iter().enumerate() {
                         let xi = i * ALPHA + l;
                         if n == V::LANES {
@@ -328,22 +335,28 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
             }
             // SAFETY: the caller guarantees `V`'s ISA; loads and stores are through slices.
             unsafe {
-                let load = |xi: usize| {
-                    if full {
-                        V::load(&a.m[xi * ms + o * t_all + t0..])
-                    } else {
-                        V::load(&mbuf[xi * MAX_LANES..])
-                    }
+                // Plain loops, no closures: a closure does not inherit the tier's target
+                // features, so its vector loads would become calls (they did: 36 per step).
+                let (src, base, step): (&[f32], usize, usize) = if full {
+                    (a.m, o * t_all + t0, ms)
+                } else {
+                    (&mbuf, 0, MAX_LANES)
                 };
-                let mut cols = [[V::splat(0.0); 2]; 6]; // cols[j] = Aᵀ m[:, j]
+                let (bv, zero) = (V::splat(bias), V::splat(0.0));
+                let mut cols = [[zero; 2]; 6]; // cols[j] = Aᵀ m[:, j]
                 for (j, col) in cols.iter_mut().enumerate() {
-                    let mj: [V; 6] = std::array::from_fn(|i| load(i * ALPHA + j));
+                    let mut mj = [zero; 6];
+                    for (i, m) in mj.iter_mut().enumerate() {
+                        *m = V::load(&src[base + (i * ALPHA + j) * step..]);
+                    }
                     *col = at(mj);
                 }
-                let (bv, zero) = (V::splat(bias), V::splat(0.0));
                 let mut tile = [zero; 4];
                 for r in 0..2 {
-                    let row: [V; 6] = std::array::from_fn(|j| cols[j][r]);
+                    let mut row = [zero; 6];
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = cols[j][r];
+                    }
                     for (s, val) in at(row).iter().enumerate() {
                         let mut val = val.add(bv);
                         if a.relu {
