@@ -5,8 +5,8 @@
 //! * [`ConvAlgo::Im2colGemm`] (`im2col.rs`): a chunk of images is unrolled into a
 //!   `[C·KH·KW, images·OH·OW]` matrix and multiplied by the weights with `matrixmultiply`'s
 //!   sgemm; the bias + ReLU epilogue is fused into the copy out. The GEMM runs near peak
-//!   (55-65 % of this core's FMA peak on both Table 1 layers), so it wins conv1 everywhere
-//!   and conv2 on every tier but AVX-512.
+//!   (50-65 % of the core's FMA peak on both Table 1 layers), so it wins conv1 everywhere
+//!   and conv2 at batch 1 and on the portable and NEON tiers.
 //!   Both gradients always use it: `dcol = Wᵀ·dY` then col2im, and `dW = dY·colᵀ`.
 //! * [`ConvAlgo::Direct`] (`direct.rs`, forward only): output rows accumulate in SIMD
 //!   registers straight from a zero-padded copy of the image (one weight broadcast and one
@@ -20,10 +20,10 @@
 //!   inference path); the unpacked entry points do it once per call.
 //! * [`ConvAlgo::Auto`] resolves by shape and tier, from measurements (see
 //!   [`ConvAlgo::resolve_for`] and BENCHMARKS.md): Winograd for conv2-like layers from
-//!   batch 8 on AVX-512, im2col otherwise. The packed path has its own rule
+//!   batch 8 on AVX2 and AVX-512, im2col otherwise. The packed path has its own rule
 //!   ([`PackedConv::runs_winograd`]): with no per-call weight transform, Winograd pays from
-//!   [`PACKED_WINOGRAD_MIN_BATCH`] images, on the AVX-512 tier only ([`packed_winograd_pays`]:
-//!   on an AVX2-only CPU im2col wins).
+//!   [`PACKED_WINOGRAD_MIN_BATCH`] images, on the AVX2 and AVX-512 tiers
+//!   ([`packed_winograd_pays`]).
 //!
 //! The public functions validate every buffer against the [`Conv2dGeometry`] and return a
 //! [`crate::KernelError`] before touching memory; [`reference`](mod@reference) holds the naive oracle.
@@ -82,27 +82,25 @@ impl ConvAlgo {
 
 /// What `Auto` runs for `g` on `isa`, from the kernel bench's per-tier figures for the
 /// Table 1 layer shapes at batches 1, 8, 32 and 64 (`conv<i>_forward_b<n>/<tier>/<algo>`
-/// and `conv2_forward_pool_b<n>/...`; BENCHMARKS.md, "Kernels"; AMD EPYC Zen 4, one core):
+/// and `conv2_forward_pool_b<n>/...`; BENCHMARKS.md, "Kernels"; one core):
 ///
-/// * **Winograd** on the AVX-512 tier for 5x5 kernels over at least
+/// * **Winograd** on the AVX2 and AVX-512 tiers for 5x5 kernels over at least
 ///   [`WINOGRAD_MIN_CHANNELS`] input channels and batches of at least
-///   [`WINOGRAD_MIN_BATCH`]: conv2 at batch 64 5.4 ms vs 5.9 ms im2col, at batch 32 2.7 vs
-///   2.8 ms (fused with the pool, as inference runs it: 2.5 vs 3.0 ms); at batch 8 a tie
-///   alone and 0.71 vs 0.79 ms fused; at batch 1 0.18 vs 0.13 ms, a loss (the per-call
-///   weight transform).
-/// * **im2col + GEMM** everywhere else. On the AVX2 and portable tiers Winograd's
-///   transforms are 1.3x slower than on AVX-512 and lose to im2col at every batch (conv2
-///   batch 64: 7.1 / 6.7 ms vs 5.9 ms; fused with the pool at batch 32: 3.3 / 3.2 ms vs
-///   3.0 / 3.1 ms). conv1 (one input channel, K = 25) takes im2col on every tier: Winograd
-///   is 9-19x and direct convolution 2.5-4x slower there.
+///   [`WINOGRAD_MIN_BATCH`]. AVX2 (AMD EPYC Zen 3, two rounds): conv2 at batch 8
+///   0.69-0.89 ms vs 1.16-1.22 ms im2col, at batch 32 3.41-3.43 vs 4.20-4.81 ms (fused with
+///   the pool, as inference runs it: 2.31-3.17 vs 4.99-5.03 ms); at batch 1 0.24-0.29 vs
+///   0.13-0.16 ms, a loss (the per-call weight transform). AVX-512 (Zen 4, before the
+///   transforms lost their closures, which made them 1.5x faster on AVX2): batch 64 5.4 vs
+///   5.9 ms, batch 32 fused 2.5 vs 3.0 ms, batch 8 fused 0.71 vs 0.79 ms.
+/// * **im2col + GEMM** everywhere else: conv1 (one input channel, K = 25) on every tier
+///   (Winograd 9-19x and direct convolution 2.5-4x slower there), batches below 8, and the
+///   portable and NEON tiers (portable Winograd lost at every batch on Zen 4; NEON is only
+///   tested under qemu, not timed).
 /// * **Direct** is never chosen: it lost on every tier, batch and layer measured (its rows
 ///   keep one or two accumulators per output channel, latency-bound; conv2 12 % of peak).
 ///   It stays callable for tests and benches.
-///
-/// NEON has not been timed (only tested under qemu) and takes im2col, like the portable
-/// tier it replaces.
 fn auto_algo(g: &Conv2dGeometry, isa: Isa) -> ConvAlgo {
-    if isa == Isa::Avx512
+    if winograd_tier(isa)
         && winograd::applies(g)
         && g.in_channels >= WINOGRAD_MIN_CHANNELS
         && g.batch >= WINOGRAD_MIN_BATCH
@@ -113,32 +111,35 @@ fn auto_algo(g: &Conv2dGeometry, isa: Isa) -> ConvAlgo {
     }
 }
 
-/// Input channels from which `Auto` takes Winograd for a 5x5 kernel (on the AVX-512 tier):
-/// with fewer, its 36 GEMMs have too short a reduction (conv1 has one channel).
+/// Input channels from which `Auto` takes Winograd for a 5x5 kernel (on the AVX2 and
+/// AVX-512 tiers): with fewer, its 36 GEMMs have too short a reduction (conv1 has one channel).
 pub const WINOGRAD_MIN_CHANNELS: usize = 8;
 
-/// Images from which `Auto` takes Winograd (on the AVX-512 tier): its weight transform is
-/// paid per call, so conv2 at batch 1 runs im2col faster (0.13 vs 0.18 ms); from batch 8 on
-/// Winograd ties or wins (measured at 1, 8, 32, 64).
+/// Images from which `Auto` takes Winograd (on the AVX2 and AVX-512 tiers): its weight
+/// transform is paid per call, so conv2 at batch 1 runs im2col faster; from batch 8 on
+/// Winograd wins (measured at 1, 8, 32, 64; see `auto_algo`).
 pub const WINOGRAD_MIN_BATCH: usize = 8;
 
 /// Whether the packed path ([`PackedConv`]) prepares and runs Winograd filters on `isa`:
-/// on the AVX-512 tier only. On a real AVX2-only CPU (AMD EPYC Zen 3, family 25 model 1,
-/// one core, kernel bench `conv2_forward_b<n>/avx2/{WinogradPacked,Im2colGemm}`, three
-/// alternated rounds) im2col beat the packed Winograd filters in 8 of 9 rounds at batch
-/// 32 and 64 (batch 32: 4.35-4.61 vs 4.12-5.42 ms; batch 64: 8.04-9.36 vs 9.14-11.11 ms)
-/// and tied at batch 8; the AVX-512 gain that made Winograd win on Zen 4 (its transforms
-/// run 1.3x faster there) is missing. NEON and portable are untimed and take im2col.
+/// on the tiers where Winograd was measured to win, AVX2 and AVX-512. AVX2 (AMD EPYC Zen 3,
+/// kernel bench `conv2_forward_b<n>/avx2/{WinogradPacked,Im2colGemm}`, two rounds): batch 8
+/// 0.74-0.79 vs 1.16-1.22 ms, batch 32 3.11-3.12 vs 4.20-4.81 ms. NEON and portable are
+/// untimed and keep im2col, so they hold no unused filters.
 pub fn packed_winograd_pays(isa: Isa) -> bool {
-    isa == Isa::Avx512
+    winograd_tier(isa)
+}
+
+/// The tiers whose Winograd path was measured to beat im2col: AVX2 and AVX-512 (see
+/// `auto_algo` and [`packed_winograd_pays`]).
+fn winograd_tier(isa: Isa) -> bool {
+    matches!(isa, Isa::Avx2Fma | Isa::Avx512)
 }
 
 /// Images from which the packed path ([`PackedConv::runs_winograd`]) takes Winograd: the
-/// filters are transformed once per model version, so only the per-image work counts; batch
-/// 1 still loses (one image's 16 tiles half-fill the AVX-512 GEMM tile: model bench batch 1,
-/// 0.36 vs 0.29 ms), batch 32 and up gain 1.19-1.22x end to end (BENCHMARKS.md, Kernels).
-/// Measured on the AVX-512 tier (Zen 4), the one tier that packs Winograd filters
-/// ([`packed_winograd_pays`]).
+/// filters are transformed once per model version, so only the per-image work counts. Batch
+/// 1 does not gain: on AVX-512 one image's 16 tiles half-fill the 32-column GEMM tile (model
+/// bench batch 1, 0.36 vs 0.29 ms on Zen 4); on AVX2 it ties (0.157-0.160 vs 0.128-0.160
+/// ms im2col, Zen 3). From batch 4 the per-image saving wins (batch 8 above).
 pub const PACKED_WINOGRAD_MIN_BATCH: usize = 4;
 
 /// Scratch elements one worker needs for any conv2d kernel of geometry `g`.
