@@ -189,27 +189,150 @@ fn bench_sgemm(c: &mut Criterion<ThreadCpu>) {
     grp.finish();
 }
 
+/// Which operand of a benchmarked GEMM is the weight (packed once in `ours_packed_w`).
+#[derive(Clone, Copy, PartialEq)]
+enum Weight {
+    /// The left operand A.
+    Left,
+    /// The right operand B.
+    Right,
+    /// Neither: both operands change every call (weight gradients).
+    None,
+}
+
 /// Our blocked GEMM (`Kernels::gemm`) against `matrixmultiply::sgemm` on the CNN's real GEMM
-/// shapes, per tier: `mm` = matrixmultiply, `ours` = both operands packed per call,
-/// `ours_packed_w` = the weight operand packed once (as the model does).
+/// shapes, inference and training, per tier: `mm` = matrixmultiply, `ours` = both operands
+/// packed per call, `ours_packed_w` = the weight operand packed once (as the model does:
+/// inference per model version, training per step). `_t` in a layout means column-major
+/// storage (a transposed view), as the model's calls read it.
 fn bench_gemm_ours(c: &mut Criterion<ThreadCpu>) {
     let mut grp = configure(c);
-    // (name, m, k, n, weights on the left?)
+    // (name, m, k, n, A column-major?, B column-major?, which operand is the weight)
     let shapes = [
-        ("winograd_xi_64x32x64", 64, 32, 64, true),
-        ("conv1_im2col_32x25x576", 32, 25, 576, true),
-        ("fc1_b64_64x1024x256", 64, 1024, 256, false),
-        ("cube_512", 512, 512, 512, true),
+        (
+            "winograd_xi_64x32x64",
+            64,
+            32,
+            64,
+            false,
+            false,
+            Weight::Left,
+        ),
+        (
+            "conv1_im2col_32x25x576",
+            32,
+            25,
+            576,
+            false,
+            false,
+            Weight::Left,
+        ),
+        (
+            "fc1_b64_64x1024x256",
+            64,
+            1024,
+            256,
+            false,
+            true,
+            Weight::Right,
+        ),
+        ("cube_512", 512, 512, 512, false, false, Weight::Left),
+        // Training, batch 64 (im2col chunks of TARGET_COLS columns: conv2 4 images = 256).
+        (
+            "train_conv2_fwd_64x800x256",
+            64,
+            800,
+            256,
+            false,
+            false,
+            Weight::Left,
+        ),
+        (
+            "train_conv2_dx_800x64x256",
+            800,
+            64,
+            256,
+            true,
+            false,
+            Weight::Left,
+        ),
+        (
+            "train_conv2_dw_64x256x800",
+            64,
+            256,
+            800,
+            false,
+            true,
+            Weight::None,
+        ),
+        (
+            "train_conv1_dw_32x576x25",
+            32,
+            576,
+            25,
+            false,
+            true,
+            Weight::None,
+        ),
+        (
+            "train_fc1_dx_64x256x1024",
+            64,
+            256,
+            1024,
+            false,
+            false,
+            Weight::Right,
+        ),
+        (
+            "train_fc1_dw_256x64x1024",
+            256,
+            64,
+            1024,
+            true,
+            false,
+            Weight::None,
+        ),
+        (
+            "train_fc2_fwd_64x256x10",
+            64,
+            256,
+            10,
+            false,
+            true,
+            Weight::Right,
+        ),
+        (
+            "train_fc2_dx_64x10x256",
+            64,
+            10,
+            256,
+            false,
+            false,
+            Weight::Right,
+        ),
+        (
+            "train_fc2_dw_10x64x256",
+            10,
+            64,
+            256,
+            true,
+            false,
+            Weight::None,
+        ),
     ];
-    for (name, m, k, n, w_left) in shapes {
+    for (name, m, k, n, a_t, b_t, weight) in shapes {
         let a = values(1, m * k);
         let b = values(2, k * n);
         let mut out = vec![0.0; m * n];
-        let (av, bv) = if w_left {
-            (MatRef::row_major(&a, k), MatRef::row_major(&b, n))
+        let av = if a_t {
+            MatRef::col_major(&a, m)
         } else {
-            // Dense: x[m, k] · Wᵀ with W [n, k] row-major.
-            (MatRef::row_major(&a, k), MatRef::col_major(&b, k))
+            MatRef::row_major(&a, k)
+        };
+        let bv = if b_t {
+            MatRef::col_major(&b, k)
+        } else {
+            MatRef::row_major(&b, n)
         };
         grp.throughput(Throughput::Elements((2 * m * k * n) as u64));
         grp.bench_function(BenchmarkId::new(format!("gemm/{name}"), "mm"), |bch| {
@@ -239,9 +362,12 @@ fn bench_gemm_ours(c: &mut Criterion<ThreadCpu>) {
                     })
                 },
             );
+            if weight == Weight::None {
+                continue;
+            }
             let pa = kt.gemm_pack_a(m, k, av).unwrap();
             let pb = kt.gemm_pack_b(k, n, bv).unwrap();
-            let (ao, bo) = if w_left {
+            let (ao, bo) = if weight == Weight::Left {
                 (Operand::Packed(&pa), Operand::View(bv))
             } else {
                 (Operand::View(av), Operand::Packed(&pb))
