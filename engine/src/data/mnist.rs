@@ -2,7 +2,7 @@
 //!
 //! [`load`] reads a split from a folder holding the files raw or gzip-compressed under
 //! their standard names (`train-images-idx3-ubyte[.gz]`...). [`dir_from_env`] reads the
-//! folder from `MNIST_DIR`. [`download`] fetches the files from a mirror into a cache
+//! folder from `MNIST_DIR`. `download` fetches the files from a mirror into a cache
 //! folder, verifying the SHA-256 of each *decompressed* file (mirrors recompress, so the
 //! hashes of the `.gz` files differ between mirrors while the IDX content does not).
 //! The downloader is behind the `download` feature: it brings an HTTP client with TLS,
