@@ -14,16 +14,9 @@ use std::hint::black_box;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
+use benches::{TRAIN_BATCH, generated_images as images, train_step_config};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use engine::{Adam, AdamConfig, Dataset, FitConfig, InferenceScratch, Pixels, Sequential};
-
-/// Deterministic MNIST-like images (random bytes; speed does not depend on content).
-fn images(n: usize, seed: u64) -> Dataset {
-    let mut rng = engine::Rng::new(seed);
-    let pixels = (0..n * 784).map(|_| rng.below(256) as u8).collect();
-    let labels = (0..n).map(|_| rng.below(10) as u8).collect();
-    Dataset::new(pixels, labels, 28, 28).expect("valid generated data set")
-}
+use engine::{Adam, AdamConfig, InferenceScratch, Pixels, Sequential};
 
 /// CPU time of this thread (Linux), if readable.
 fn thread_cpu() -> Option<Duration> {
@@ -59,19 +52,13 @@ fn check_one_thread() {
 
 fn train_step(c: &mut Criterion) {
     check_one_thread();
-    let data = images(64, 1);
+    let data = images(TRAIN_BATCH, 1);
     let mut model = Sequential::new(engine::presets::table1_cnn(), 0).expect("model");
     let mut opt = Adam::new(AdamConfig::default());
-    let cfg = FitConfig {
-        epochs: 1,
-        batch_size: 64,
-        seed: 0,
-        shuffle: true,
-        proximal_mu: None,
-    };
+    let cfg = train_step_config();
     let mut group = c.benchmark_group("train_step");
     group.measurement_time(Duration::from_secs(8));
-    group.throughput(Throughput::Elements(64));
+    group.throughput(Throughput::Elements(TRAIN_BATCH as u64));
     group.bench_function("table1_cnn/batch64_adam", |b| {
         run(b, || {
             model

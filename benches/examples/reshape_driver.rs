@@ -4,14 +4,8 @@
 use std::hint::black_box;
 use std::ops::ControlFlow;
 
-use engine::{Adam, AdamConfig, Dataset, FitConfig, InferenceScratch, Pixels, Sequential};
-
-fn images(n: usize, seed: u64) -> Dataset {
-    let mut rng = engine::Rng::new(seed);
-    let pixels = (0..n * 784).map(|_| rng.below(256) as u8).collect();
-    let labels = (0..n).map(|_| rng.below(10) as u8).collect();
-    Dataset::new(pixels, labels, 28, 28).expect("valid generated data set")
-}
+use benches::{TRAIN_BATCH, generated_images as images, train_step_config};
+use engine::{Adam, AdamConfig, InferenceScratch, Pixels, Sequential};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -23,16 +17,10 @@ fn main() {
     );
     match args[1].as_str() {
         "train" => {
-            let data = images(64, 1);
+            let data = images(TRAIN_BATCH, 1);
             let mut model = Sequential::new(engine::presets::table1_cnn(), 0).expect("model");
             let mut opt = Adam::new(AdamConfig::default());
-            let cfg = FitConfig {
-                epochs: 1,
-                batch_size: 64,
-                seed: 0,
-                shuffle: true,
-                proximal_mu: None,
-            };
+            let cfg = train_step_config();
             for _ in 0..reps {
                 black_box(
                     model

@@ -18,39 +18,26 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use benches::{TRAIN_BATCH, generated_images, train_step_config};
 use engine::weights::{self, WeightsMeta};
-use engine::{Adam, AdamConfig, Dataset, FitConfig, InferenceScratch, Pixels, Sequential};
+use engine::{Adam, AdamConfig, Dataset, InferenceScratch, Pixels, Sequential};
 
 const EXPORT_IMAGES: usize = 256;
 const INFER_BATCHES: [usize; 4] = [1, 32, 500, 10_000];
-const TRAIN_BATCH: usize = 64;
-
-/// Deterministic MNIST-sized images (timing does not depend on the content).
-fn generated(n: usize, seed: u64) -> Dataset {
-    let mut rng = engine::Rng::new(seed);
-    let pixels = (0..n * 784).map(|_| rng.below(256) as u8).collect();
-    let labels = (0..n).map(|_| rng.below(10) as u8).collect();
-    Dataset::new(pixels, labels, 28, 28).expect("valid generated data set")
-}
 
 fn test_images(n: usize) -> Dataset {
     match engine::data::mnist::dir_from_env()
         .and_then(|d| engine::data::mnist::load(&d, engine::data::mnist::Split::Test))
     {
         Ok(d) => d.take(n),
-        Err(_) => generated(n, 7),
+        Err(_) => generated_images(n, 7),
     }
 }
 
 fn train_steps(model: &mut Sequential, data: &Dataset, opt: &mut Adam) -> engine::Result<()> {
-    let cfg = FitConfig {
-        epochs: 1,
-        batch_size: TRAIN_BATCH,
-        seed: 0,
-        shuffle: true,
-        proximal_mu: None,
-    };
-    model.fit(data, &cfg, opt, &mut |_| ControlFlow::Continue(()))?;
+    model.fit(data, &train_step_config(), opt, &mut |_| {
+        ControlFlow::Continue(())
+    })?;
     Ok(())
 }
 
@@ -59,7 +46,7 @@ fn export(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let spec = engine::presets::table1_cnn();
     let mut model = Sequential::new(spec.clone(), 0)?;
     let mut opt = Adam::new(AdamConfig::default());
-    train_steps(&mut model, &generated(4 * TRAIN_BATCH, 11), &mut opt)?;
+    train_steps(&mut model, &generated_images(4 * TRAIN_BATCH, 11), &mut opt)?;
     weights::save(
         &dir.join("model.safetensors"),
         model.params(),
@@ -119,7 +106,7 @@ fn time(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let loaded = weights::load(&dir.join("model.safetensors"))?;
     let spec = loaded.meta.spec.clone();
     let mut model = Sequential::from_weights(loaded)?;
-    let data = generated(10_000, 2);
+    let data = generated_images(10_000, 2);
     let mut scratch = InferenceScratch::new(&spec);
     for n in INFER_BATCHES {
         let mut out = vec![0.0f32; n * 10];
