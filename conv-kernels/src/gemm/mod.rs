@@ -194,21 +194,25 @@ pub fn sgemm(
 /// Rows per parallel panel: a multiple of every microkernel height matrixmultiply uses.
 const PANEL_ROWS: usize = 64;
 
-/// How a row-major C of `m x n` (leading dimension `c_ld`, `c_len` elements) splits into
-/// row panels of whole `panel` rows over the rayon workers: `None` when one worker does it
-/// all, else `(rows per worker, elements of C touched)`, after checking C's layout.
-fn row_split(
+/// Runs a row-major C of `m x n` (leading dimension `c_ld`) either whole, `whole(c)`, when
+/// one rayon worker is enough, or as row panels of whole `panel` rows over the workers,
+/// `part(r0, rows, c_panel)` with `c_panel`'s row 0 being C's row `r0` (C's layout checked
+/// first). The split depends on the work, never on what the panels compute.
+#[allow(clippy::too_many_arguments)]
+fn par_row_panels(
     m: usize,
     k: usize,
     n: usize,
     panel: usize,
+    c: &mut [f32],
     c_ld: usize,
-    c_len: usize,
-) -> Result<Option<(usize, usize)>> {
+    whole: impl FnOnce(&mut [f32]) -> Result<()>,
+    part: impl Fn(usize, usize, &mut [f32]) -> Result<()> + Sync,
+) -> Result<()> {
     let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
     let workers = crate::threads::workers_for(flops, m.div_ceil(panel));
     if workers <= 1 {
-        return Ok(None);
+        return whole(c);
     }
     if c_ld < n {
         return Err(err(format!(
@@ -216,12 +220,20 @@ fn row_split(
         )));
     }
     let needed = extent(m, n, c_ld, 1)? + 1;
-    if c_len < needed {
+    if c.len() < needed {
         return Err(err(format!(
-            "C: needs {needed} elements, slice has {c_len}"
+            "C: needs {needed} elements, slice has {}",
+            c.len()
         )));
     }
-    Ok(Some((m.div_ceil(workers).div_ceil(panel) * panel, needed)))
+    let rows_per = m.div_ceil(workers).div_ceil(panel) * panel;
+    c[..needed]
+        .par_chunks_mut(rows_per * c_ld)
+        .enumerate()
+        .try_for_each(|(p, c_panel)| {
+            let r0 = p * rows_per;
+            part(r0, rows_per.min(m - r0), c_panel)
+        })
 }
 
 /// Like [`sgemm`] for a row-major C (`c_ld` ≥ n), split into row panels run on the current
@@ -239,31 +251,23 @@ pub(crate) fn sgemm_rows_par(
     c: &mut [f32],
     c_ld: usize,
 ) -> Result<()> {
-    let Some((rows_per, needed)) = row_split(m, k, n, PANEL_ROWS, c_ld, c.len())? else {
-        return sgemm(m, k, n, alpha, a, b, beta, MatMut::row_major(c, c_ld));
-    };
-    c[..needed]
-        .par_chunks_mut(rows_per * c_ld)
-        .enumerate()
-        .try_for_each(|(p, c_panel)| {
-            let r0 = p * rows_per;
-            let rows = rows_per.min(m - r0);
-            let a_off = r0 * a.rs;
+    par_row_panels(
+        m,
+        k,
+        n,
+        PANEL_ROWS,
+        c,
+        c_ld,
+        |c| sgemm(m, k, n, alpha, a, b, beta, MatMut::row_major(c, c_ld)),
+        |r0, rows, c_panel| {
             let a_panel = MatRef {
-                data: a.data.get(a_off..).unwrap_or(&[]),
+                data: a.data.get(r0 * a.rs..).unwrap_or(&[]),
                 ..a
             };
-            sgemm(
-                rows,
-                k,
-                n,
-                alpha,
-                a_panel,
-                b,
-                beta,
-                MatMut::row_major(c_panel, c_ld),
-            )
-        })
+            let c = MatMut::row_major(c_panel, c_ld);
+            sgemm(rows, k, n, alpha, a_panel, b, beta, c)
+        },
+    )
 }
 
 impl Kernels {
@@ -293,28 +297,19 @@ impl Kernels {
     ) -> Result<()> {
         let mr = self.gemm_tile().mr;
         let panel = PANEL_ROWS.div_ceil(mr) * mr;
-        let Some((rows_per, needed)) = row_split(m, k, n, panel, c_ld, c.len())? else {
-            return self.gemm(m, k, n, alpha, a, b, beta, MatMut::row_major(c, c_ld));
-        };
-        c[..needed]
-            .par_chunks_mut(rows_per * c_ld)
-            .enumerate()
-            .try_for_each(|(p, c_panel)| {
-                let r0 = p * rows_per;
-                let rows = rows_per.min(m - r0);
-                self.gemm_rows(
-                    m,
-                    k,
-                    n,
-                    r0,
-                    rows,
-                    alpha,
-                    a,
-                    b,
-                    beta,
-                    MatMut::row_major(c_panel, c_ld),
-                )
-            })
+        par_row_panels(
+            m,
+            k,
+            n,
+            panel,
+            c,
+            c_ld,
+            |c| self.gemm(m, k, n, alpha, a, b, beta, MatMut::row_major(c, c_ld)),
+            |r0, rows, c_panel| {
+                let c = MatMut::row_major(c_panel, c_ld);
+                self.gemm_rows(m, k, n, r0, rows, alpha, a, b, beta, c)
+            },
+        )
     }
 }
 
