@@ -23,7 +23,7 @@
 //!   batch 8 on AVX2 and AVX-512, im2col otherwise. The packed path has its own rule
 //!   ([`PackedConv::runs_winograd`]): with no per-call weight transform, Winograd pays from
 //!   [`PACKED_WINOGRAD_MIN_BATCH`] images, on the AVX2 and AVX-512 tiers
-//!   ([`packed_winograd_pays`]).
+//!   ([`winograd_pays`]).
 //!
 //! The public functions validate every buffer against the [`Conv2dGeometry`] and return a
 //! [`crate::KernelError`] before touching memory; [`reference`](mod@reference) holds the naive oracle.
@@ -100,7 +100,7 @@ impl ConvAlgo {
 ///   keep one or two accumulators per output channel, latency-bound; conv2 12 % of peak).
 ///   It stays callable for tests and benches.
 fn auto_algo(g: &Conv2dGeometry, isa: Isa) -> ConvAlgo {
-    if winograd_tier(isa)
+    if winograd_pays(isa)
         && winograd::applies(g)
         && g.in_channels >= WINOGRAD_MIN_CHANNELS
         && g.batch >= WINOGRAD_MIN_BATCH
@@ -120,18 +120,13 @@ pub const WINOGRAD_MIN_CHANNELS: usize = 8;
 /// Winograd wins (measured at 1, 8, 32, 64; see `auto_algo`).
 pub const WINOGRAD_MIN_BATCH: usize = 8;
 
-/// Whether the packed path ([`PackedConv`]) prepares and runs Winograd filters on `isa`:
-/// on the tiers where Winograd was measured to win, AVX2 and AVX-512. AVX2 (AMD EPYC Zen 3,
-/// kernel bench `conv2_forward_b<n>/avx2/{WinogradPacked,Im2colGemm}`, two rounds): batch 8
-/// 0.74-0.79 vs 1.16-1.22 ms, batch 32 3.11-3.12 vs 4.20-4.81 ms. NEON and portable are
-/// untimed and keep im2col, so they hold no unused filters.
-pub fn packed_winograd_pays(isa: Isa) -> bool {
-    winograd_tier(isa)
-}
-
-/// The tiers whose Winograd path was measured to beat im2col: AVX2 and AVX-512 (see
-/// `auto_algo` and [`packed_winograd_pays`]).
-fn winograd_tier(isa: Isa) -> bool {
+/// Whether Winograd wins on tier `isa` at all, so that `Auto` may choose it and
+/// [`PackedConv`] prepares its filters: on AVX2 and AVX-512, where it was measured to beat
+/// im2col (see `auto_algo`; the packed filters on AVX2, AMD EPYC Zen 3, kernel bench
+/// `conv2_forward_b<n>/avx2/{WinogradPacked,Im2colGemm}`, two rounds: batch 8 0.74-0.79 vs
+/// 1.16-1.22 ms, batch 32 3.11-3.12 vs 4.20-4.81 ms). NEON and portable are untimed and keep
+/// im2col, so they hold no unused filters.
+pub fn winograd_pays(isa: Isa) -> bool {
     matches!(isa, Isa::Avx2Fma | Isa::Avx512)
 }
 

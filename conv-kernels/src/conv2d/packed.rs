@@ -6,7 +6,7 @@
 //! (im2col), so it can never disagree with itself: a caller that changes the weights makes a
 //! new one (`engine::Sequential` does this whenever its parameters may have changed).
 
-use super::{WINOGRAD_MIN_CHANNELS, check_forward, packed_winograd_pays, winograd};
+use super::{WINOGRAD_MIN_CHANNELS, check_forward, winograd, winograd_pays};
 use crate::activation::Activation;
 use crate::dispatch::{Isa, Kernels, kernels};
 use crate::error::{KernelError, Result, check_len};
@@ -33,7 +33,7 @@ impl PackedConv {
     }
 
     /// Whether Winograd filters were prepared (5x5 kernel, enough input channels, a tier
-    /// where they pay: [`super::packed_winograd_pays`]).
+    /// where they pay: [`super::winograd_pays`]).
     pub fn is_winograd(&self) -> bool {
         self.winograd.is_some()
     }
@@ -118,8 +118,7 @@ impl Kernels {
             .ok_or(KernelError::Overflow { op: "pack_conv2d" })?;
         check_len("pack_conv2d", "weight", weight.len(), len)?;
         let winograd =
-            if kh == 5 && kw == 5 && c >= WINOGRAD_MIN_CHANNELS && packed_winograd_pays(self.isa())
-            {
+            if kh == 5 && kw == 5 && c >= WINOGRAD_MIN_CHANNELS && winograd_pays(self.isa()) {
                 Some(winograd::pack_weights(self, o, c, weight)?)
             } else {
                 None

@@ -342,7 +342,7 @@ fn packed_conv_forward_equals_unpacked_winograd_and_matches_reference() {
             assert_eq!(
                 packed.is_winograd(),
                 c >= conv_kernels::conv2d::WINOGRAD_MIN_CHANNELS
-                    && conv_kernels::conv2d::packed_winograd_pays(k.isa())
+                    && conv_kernels::conv2d::winograd_pays(k.isa())
             );
             let mut got = vec![f32::NAN; g.output_len()];
             k.conv2d_forward_packed(
