@@ -105,6 +105,7 @@ macro_rules! with_kernel_list {
             winograd_output => crate::conv2d::winograd::output_simd: (g: &crate::geometry::Conv2dGeometry, a: &crate::conv2d::winograd::OutputArgs<'_>, out: &mut [f32]);
             dense_rows => crate::dense::dense_rows_simd: (x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]);
             maxpool_2x2_plane => crate::pool::plane_2x2_simd: (g: &crate::geometry::Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]);
+            maxpool_2x2_values => crate::pool::plane_2x2_values_simd: (g: &crate::geometry::Pool2dGeometry, x: &[f32], out: &mut [f32]);
             gemm_tile => crate::gemm::microkernel::tile_simd: () -> crate::gemm::Tile;
             gemm_block => crate::gemm::microkernel::block_simd: (a: &crate::gemm::microkernel::BlockArgs<'_>, c: &mut [f32]);
         }

@@ -115,12 +115,11 @@ impl InferenceScratch {
 
 /// Whether inference runs `conv` and the `next` step as one fused conv + 2x2 max-pool
 /// kernel: the pool reads exactly the conv's output, is 2x2 with stride 2, and the kernel
-/// supports the geometry and would run it on the Winograd path anyway (so fusing changes
-/// no value, only the memory traffic).
+/// supports the geometry (the fused kernel runs the algorithm the packed conv would, so
+/// fusing changes no value, only the memory traffic).
 fn fuses_with_pool(
     conv: &crate::layers::Conv2d,
     g: &conv_kernels::Conv2dGeometry,
-    winograd: bool,
     next: &Step,
     conv_dst: usize,
 ) -> bool {
@@ -128,7 +127,6 @@ fn fuses_with_pool(
         && next.src == conv_dst
         && conv.relu
         && conv_kernels::conv2d_pool_fusable(g)
-        && winograd
 }
 
 /// Where the current activation lives during inference.
@@ -595,8 +593,7 @@ impl Sequential {
                     let (_, b) = param_pair(&self.params, c.param)?;
                     let w = packed.conv(c.param).ok_or_else(missing)?;
                     let g = c.geometry(m)?;
-                    let wino = w.runs_winograd(&g);
-                    let pool = steps.next_if(|next| fuses_with_pool(c, &g, wino, next, step.dst));
+                    let pool = steps.next_if(|next| fuses_with_pool(c, &g, next, step.dst));
                     if let Some(pool) = pool {
                         // Conv + bias + ReLU + 2x2 max-pool in one kernel: the full-size
                         // activation is never written (inference needs no argmax).

@@ -13,7 +13,7 @@
 use crate::dispatch::Kernels;
 use crate::error::Result;
 use crate::gemm::{MatMut, MatRef, sgemm, sgemm_rows_par};
-use crate::geometry::Conv2dGeometry;
+use crate::geometry::{Conv2dGeometry, Pool2dGeometry};
 use rayon::prelude::*;
 
 /// GEMM columns a chunk aims for. Measured on conv2 (P = 64): 256 beats 64, 128, 512, 1024
@@ -252,7 +252,9 @@ where
         .try_for_each(|(gi, (o, slot))| run_group(gi, o, slot, per_group))
 }
 
-/// Forward convolution by im2col + GEMM, with the bias + ReLU epilogue.
+/// Forward convolution by im2col + GEMM, with the bias + ReLU epilogue and, when `pool`,
+/// the 2x2 stride-2 max-pool (`out` then holds the pooled `[N, O, OH/2, OW/2]`: each plane
+/// is pooled from the GEMM's staging rows, so the full-size activation is never written).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     k: &Kernels,
@@ -261,6 +263,7 @@ pub(crate) fn forward(
     w: &[f32],
     bias: Option<&[f32]>,
     relu: bool,
+    pool: bool,
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<()> {
@@ -268,12 +271,18 @@ pub(crate) fn forward(
     let (kk, p, o_ch) = (plan.k, plan.p, g.out_channels);
     let in_img = g.in_channels * g.in_h * g.in_w;
     let flops = 2 * g.output_len() * kk;
+    let out_per_image = if pool { o_ch * p / 4 } else { o_ch * p };
+    let pool_g = if pool {
+        Some(Pool2dGeometry::two_by_two(1, 1, g.out_h, g.out_w)?)
+    } else {
+        None
+    };
     for_chunks(
         g,
         &plan,
         flops,
         out,
-        o_ch * p,
+        out_per_image,
         scratch,
         |n0, nimg, out, slot| {
             let cols = nimg * p;
@@ -281,27 +290,39 @@ pub(crate) fn forward(
             (k.im2col)(g, &x[n0 * in_img..][..nimg * in_img], nimg, col);
             let a = MatRef::row_major(w, kk);
             let b = MatRef::row_major(col, cols);
-            if nimg == 1 {
+            if nimg == 1 && !pool {
                 sgemm(o_ch, kk, p, 1.0, a, b, 0.0, MatMut::row_major(out, p))?;
-            } else {
-                let stage = &mut rest[..o_ch * cols];
-                sgemm(
-                    o_ch,
-                    kk,
-                    cols,
-                    1.0,
-                    a,
-                    b,
-                    0.0,
-                    MatMut::row_major(stage, cols),
-                )?;
-                for (o, row) in stage.chunks_exact(cols).enumerate() {
-                    for (n, src) in row.chunks_exact(p).enumerate() {
-                        out[(n * o_ch + o) * p..][..p].copy_from_slice(src);
+                epilogue(k, g, bias, relu, out);
+                return Ok(());
+            }
+            let stage = &mut rest[..o_ch * cols];
+            sgemm(
+                o_ch,
+                kk,
+                cols,
+                1.0,
+                a,
+                b,
+                0.0,
+                MatMut::row_major(stage, cols),
+            )?;
+            for (o, row) in stage.chunks_exact_mut(cols).enumerate() {
+                for (n, plane) in row.chunks_exact_mut(p).enumerate() {
+                    let dst = &mut out[(n * o_ch + o) * out_per_image / o_ch..];
+                    if let Some(pool_g) = &pool_g {
+                        // Same steps as unfused: the epilogue, then the pool kernel.
+                        if bias.is_some() || relu {
+                            (k.bias_act)(plane, bias.map_or(0.0, |b| b[o]), relu);
+                        }
+                        (k.maxpool_2x2_values)(pool_g, plane, &mut dst[..p / 4]);
+                    } else {
+                        dst[..p].copy_from_slice(plane);
                     }
                 }
             }
-            epilogue(k, g, bias, relu, out);
+            if !pool {
+                epilogue(k, g, bias, relu, out);
+            }
             Ok(())
         },
     )

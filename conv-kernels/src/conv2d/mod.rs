@@ -187,7 +187,7 @@ pub(crate) fn check_forward(
     if pooled && !conv2d_pool_fusable(g) {
         return Err(KernelError::Geometry {
             op,
-            reason: "the fused pool needs a 5x5 kernel and an even output height and width".into(),
+            reason: "the fused pool needs an even output height and width".into(),
         });
     }
     check_len(op, "input", input.len(), g.input_len())?;
@@ -229,20 +229,23 @@ pub fn conv2d_forward(
     )
 }
 
-/// Whether [`conv2d_forward_maxpool2x2`] computes `g`: a 5x5 kernel (the Winograd path,
-/// whose 2x2 output tiles are the pool's windows) with an even output height and width.
+/// Whether [`conv2d_forward_maxpool2x2`] computes `g`: an even output height and width (the
+/// pool's windows then tile the output exactly: Winograd's 2x2 output tiles, or 2x2 blocks
+/// of im2col's staged output planes).
 pub fn conv2d_pool_fusable(g: &Conv2dGeometry) -> bool {
-    winograd::pool_fusable(g)
+    g.out_h.is_multiple_of(2) && g.out_w.is_multiple_of(2)
 }
 
 /// Forward convolution fused with the following 2x2 stride-2 max-pool, for inference:
-/// `out = maxpool2x2(act(conv(input, weight) + bias))`, computed on the Winograd path
-/// without writing the full-size activation or an argmax. Values are bit-identical to
-/// [`Kernels::conv2d_forward`] with [`ConvAlgo::Winograd`] followed by
-/// [`crate::maxpool2d_forward`].
+/// `out = maxpool2x2(act(conv(input, weight) + bias))`, without writing the full-size
+/// activation or an argmax, on the algorithm [`ConvAlgo::Auto`] picks (Winograd pools each
+/// 2x2 output tile; im2col pools each output plane from the GEMM's staging rows). Values are
+/// bit-identical to [`Kernels::conv2d_forward`] with that algorithm followed by
+/// [`crate::maxpool2d_forward`] (for Winograd when the activation is ReLU: its tile maximum
+/// is a plain `max`, exact on ReLU's outputs, which are never NaN or -0.0).
 ///
 /// # Shapes
-/// input `[N, C, H, W]`, weight `[O, C, 5, 5]`, bias `[O]`, out `[N, O, OH/2, OW/2]`,
+/// input `[N, C, H, W]`, weight `[O, C, KH, KW]`, bias `[O]`, out `[N, O, OH/2, OW/2]`,
 /// scratch as for [`conv2d_forward`].
 ///
 /// # Errors
@@ -323,7 +326,7 @@ impl Kernels {
                 let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
                 winograd::forward(self, g, input, &u, bias, relu, false, out, scratch)
             }
-            _ => im2col::forward(self, g, input, weight, bias, relu, out, scratch),
+            _ => im2col::forward(self, g, input, weight, bias, relu, false, out, scratch),
         }
     }
 
@@ -343,6 +346,9 @@ impl Kernels {
         check_forward(OP, g, input, bias, out, scratch, true)?;
         check_len(OP, "weight", weight.len(), g.weight_len())?;
         let relu = activation == Activation::Relu;
+        if ConvAlgo::Auto.resolve_for(g, self.isa) != ConvAlgo::Winograd {
+            return im2col::forward(self, g, input, weight, bias, relu, true, out, scratch);
+        }
         let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
         winograd::forward(self, g, input, &u, bias, relu, true, out, scratch)
     }

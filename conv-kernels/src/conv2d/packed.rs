@@ -185,7 +185,7 @@ impl Kernels {
     ) -> Result<()> {
         const OP: &str = "conv2d_forward_maxpool2x2_packed";
         weight.check(OP, self, g)?;
-        let Some(u) = &weight.winograd else {
+        let (Some(u), true) = (&weight.winograd, weight.runs_winograd(g)) else {
             return self.conv2d_forward_maxpool2x2(
                 g,
                 input,

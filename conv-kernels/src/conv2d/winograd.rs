@@ -412,11 +412,6 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
     }
 }
 
-/// Whether [`forward`] can fuse a 2x2 stride-2 max-pool: the output tiles are the windows.
-pub(crate) fn pool_fusable(g: &Conv2dGeometry) -> bool {
-    applies(g) && g.out_h.is_multiple_of(2) && g.out_w.is_multiple_of(2)
-}
-
 /// The transformed filters `U[ξ]` (`O x C`) as the tier's GEMM wants them.
 #[derive(Debug, Clone)]
 pub(crate) enum Filters {

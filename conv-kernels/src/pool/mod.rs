@@ -45,8 +45,9 @@ pub fn maxpool2d_backward(
 /// Largest input plane the SIMD 2x2 path handles: it carries indices as f32, exact below 2^24.
 const SIMD_MAX_PLANE: usize = 1 << 24;
 
-/// Outputs `ows` of row `oh` of one plane, 2x2 window, stride 2, scalar.
-fn row_2x2_scalar(
+/// Outputs `ows` of row `oh` of one plane, 2x2 window, stride 2, scalar; the argmax is
+/// written only when `ARGMAX` (else `argmax` may be empty).
+fn row_2x2_scalar<const ARGMAX: bool>(
     g: &Pool2dGeometry,
     x: &[f32],
     oh: usize,
@@ -58,7 +59,6 @@ fn row_2x2_scalar(
     let r0 = &x[2 * oh * w..][..w];
     let r1 = &x[(2 * oh + 1) * w..][..w];
     let o = &mut out[oh * g.out_w..][..g.out_w];
-    let a = &mut argmax[oh * g.out_w..][..g.out_w];
     for ow in ows {
         let c = 2 * ow;
         let base = 2 * oh * w + c;
@@ -77,7 +77,9 @@ fn row_2x2_scalar(
             best = std::hint::select_unpredictable(take, v, best);
         }
         o[ow] = x[bi];
-        a[ow] = bi as u32;
+        if ARGMAX {
+            argmax[oh * g.out_w + ow] = bi as u32;
+        }
     }
 }
 
@@ -91,7 +93,7 @@ fn row_2x2_scalar(
 /// # Safety
 /// The CPU supports `V`'s ISA.
 #[inline(always)]
-unsafe fn vec_2x2<V: F32Vec>(
+unsafe fn vec_2x2<V: F32Vec, const ARGMAX: bool>(
     g: &Pool2dGeometry,
     x: &[f32],
     oh: usize,
@@ -123,12 +125,14 @@ unsafe fn vec_2x2<V: F32Vec>(
             best = v.select_gt(best, v, best);
         }
         val.store(&mut out[o..]);
-        idx.store_index(&mut argmax[o..]);
+        if ARGMAX {
+            idx.store_index(&mut argmax[o..]);
+        }
     }
 }
 
-/// One plane, 2x2 window, stride 2: `V`-wide blocks of each output row, then blocks of
-/// `V::Half` and of 4 lanes (where narrower than `V`), then scalar.
+/// One plane, 2x2 window, stride 2, values and argmax: `V`-wide blocks of each output row,
+/// then blocks of `V::Half` and of 4 lanes (where narrower than `V`), then scalar.
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA.
@@ -139,9 +143,37 @@ pub(crate) unsafe fn plane_2x2_simd<V: F32Vec>(
     out: &mut [f32],
     argmax: &mut [u32],
 ) {
+    // SAFETY: forwarded precondition.
+    unsafe { plane_2x2::<V, true>(g, x, out, argmax) }
+}
+
+/// [`plane_2x2_simd`] without the argmax (inference, and the conv kernels' fused pool):
+/// the same values, bit for bit.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
+#[inline(always)]
+pub(crate) unsafe fn plane_2x2_values_simd<V: F32Vec>(
+    g: &Pool2dGeometry,
+    x: &[f32],
+    out: &mut [f32],
+) {
+    // SAFETY: forwarded precondition.
+    unsafe { plane_2x2::<V, false>(g, x, out, &mut []) }
+}
+
+/// # Safety
+/// The CPU supports `V`'s ISA; `argmax` holds the plane's outputs when `ARGMAX`.
+#[inline(always)]
+unsafe fn plane_2x2<V: F32Vec, const ARGMAX: bool>(
+    g: &Pool2dGeometry,
+    x: &[f32],
+    out: &mut [f32],
+    argmax: &mut [u32],
+) {
     if g.in_h * g.in_w > SIMD_MAX_PLANE {
         for oh in 0..g.out_h {
-            row_2x2_scalar(g, x, oh, 0..g.out_w, out, argmax);
+            row_2x2_scalar::<ARGMAX>(g, x, oh, 0..g.out_w, out, argmax);
         }
         return;
     }
@@ -149,11 +181,11 @@ pub(crate) unsafe fn plane_2x2_simd<V: F32Vec>(
         // SAFETY: the caller guarantees `V`'s ISA, which includes `V::Half`'s; `Portable`
         // needs only the target's baseline.
         let ow = unsafe {
-            let ow = row_blocks_2x2::<V>(g, x, oh, 0, out, argmax);
-            let ow = row_blocks_2x2::<V::Half>(g, x, oh, ow, out, argmax);
-            row_blocks_2x2::<Portable>(g, x, oh, ow, out, argmax)
+            let ow = row_blocks_2x2::<V, ARGMAX>(g, x, oh, 0, out, argmax);
+            let ow = row_blocks_2x2::<V::Half, ARGMAX>(g, x, oh, ow, out, argmax);
+            row_blocks_2x2::<Portable, ARGMAX>(g, x, oh, ow, out, argmax)
         };
-        row_2x2_scalar(g, x, oh, ow..g.out_w, out, argmax);
+        row_2x2_scalar::<ARGMAX>(g, x, oh, ow..g.out_w, out, argmax);
     }
 }
 
@@ -163,7 +195,7 @@ pub(crate) unsafe fn plane_2x2_simd<V: F32Vec>(
 /// # Safety
 /// The CPU supports `V`'s ISA.
 #[inline(always)]
-unsafe fn row_blocks_2x2<V: F32Vec>(
+unsafe fn row_blocks_2x2<V: F32Vec, const ARGMAX: bool>(
     g: &Pool2dGeometry,
     x: &[f32],
     oh: usize,
@@ -173,7 +205,7 @@ unsafe fn row_blocks_2x2<V: F32Vec>(
 ) -> usize {
     while ow + V::LANES <= g.out_w {
         // SAFETY: the caller guarantees `V`'s ISA.
-        unsafe { vec_2x2::<V>(g, x, oh, ow, out, argmax) };
+        unsafe { vec_2x2::<V, ARGMAX>(g, x, oh, ow, out, argmax) };
         ow += V::LANES;
     }
     ow

@@ -246,18 +246,23 @@ fn conv2d_matches_reference_kernel_wider_than_same_padded_input() {
     case(2, 2, 1, 2, 1, 4, 5, Padding::Same);
 }
 
-/// The fused conv + bias + ReLU + 2x2 max-pool gives exactly the values of the Winograd
-/// conv followed by the pool kernel, on every tier: conv2's shape (16 tiles per image, two
-/// whole vectors), 'same' 6x6 outputs (9 tiles, vectors straddling images) and a batch that
-/// leaves a partial last chunk.
+/// The fused conv + bias + ReLU + 2x2 max-pool gives exactly the values of the conv `Auto`
+/// picks followed by the pool kernel, on every tier: conv2's shape at batches that run
+/// im2col (1, 5) and Winograd (9; 16 tiles per image, two whole vectors), 'same' 6x6 outputs
+/// (9 tiles, vectors straddling images), a batch that leaves a partial last chunk, conv1's
+/// shape (one channel, im2col everywhere) and a 3x3 kernel (im2col only).
 #[test]
-fn conv2d_forward_maxpool2x2_equals_winograd_conv_then_pool() {
-    for (n, c, h, w, o, padding) in [
-        (5, 32, 12, 12, 64, Padding::Valid),
-        (3, 3, 6, 6, 4, Padding::Same),
-        (9, 2, 10, 14, 3, Padding::Valid),
+fn conv2d_forward_maxpool2x2_equals_conv_then_pool() {
+    for (n, c, h, w, o, kernel, padding) in [
+        (1, 32, 12, 12, 64, 5, Padding::Valid),
+        (5, 32, 12, 12, 64, 5, Padding::Valid),
+        (9, 32, 12, 12, 64, 5, Padding::Valid),
+        (3, 3, 6, 6, 4, 5, Padding::Same),
+        (9, 2, 10, 14, 3, 5, Padding::Valid),
+        (3, 1, 28, 28, 32, 5, Padding::Valid),
+        (2, 3, 10, 8, 5, 3, Padding::Same),
     ] {
-        let g = Conv2dGeometry::new(n, c, h, w, o, 5, 5, padding).unwrap();
+        let g = Conv2dGeometry::new(n, c, h, w, o, kernel, kernel, padding).unwrap();
         assert!(conv_kernels::conv2d_pool_fusable(&g), "{g:?}");
         let x = values(1, g.input_len());
         let wt = values(2, g.weight_len());
@@ -268,7 +273,7 @@ fn conv2d_forward_maxpool2x2_equals_winograd_conv_then_pool() {
             let mut full = vec![f32::NAN; g.output_len()];
             k.conv2d_forward(
                 &g,
-                ConvAlgo::Winograd,
+                ConvAlgo::Auto,
                 &x,
                 &wt,
                 Some(&b),
@@ -295,10 +300,10 @@ fn conv2d_forward_maxpool2x2_equals_winograd_conv_then_pool() {
             assert_eq!(bits(&got), bits(&want), "{:?} {g:?}", k.isa());
         }
     }
-    // Odd output sizes and other kernels are refused, not computed wrongly.
+    // Odd output sizes are refused, not computed wrongly.
     for g in [
         Conv2dGeometry::new(1, 1, 9, 9, 1, 5, 5, Padding::Valid).unwrap(),
-        Conv2dGeometry::new(1, 1, 8, 8, 1, 3, 3, Padding::Valid).unwrap(),
+        Conv2dGeometry::new(1, 1, 9, 8, 1, 3, 3, Padding::Valid).unwrap(),
     ] {
         assert!(!conv_kernels::conv2d_pool_fusable(&g));
         let mut scratch = vec![0.0; conv2d_scratch_len(&g)];
@@ -377,18 +382,14 @@ fn packed_conv_forward_equals_unpacked_winograd_and_matches_reference() {
                 .unwrap();
                 assert_eq!(bits(&got), bits(&unpacked), "{what}");
                 if conv_kernels::conv2d_pool_fusable(&g) {
+                    // The packed fused kernel runs the algorithm the packed conv runs.
+                    let pg =
+                        conv_kernels::Pool2dGeometry::two_by_two(n, o, g.out_h, g.out_w).unwrap();
                     let mut pooled = vec![f32::NAN; g.output_len() / 4];
-                    let mut pooled_packed = pooled.clone();
-                    k.conv2d_forward_maxpool2x2(
-                        &g,
-                        &x,
-                        &wt,
-                        Some(&b),
-                        Activation::Relu,
-                        &mut pooled,
-                        &mut scratch,
-                    )
-                    .unwrap();
+                    let mut argmax = vec![0u32; pooled.len()];
+                    k.maxpool2d_forward(&pg, &unpacked, &mut pooled, &mut argmax)
+                        .unwrap();
+                    let mut pooled_packed = vec![f32::NAN; pooled.len()];
                     k.conv2d_forward_maxpool2x2_packed(
                         &g,
                         &x,
