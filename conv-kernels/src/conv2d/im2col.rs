@@ -10,15 +10,61 @@
 //! `cn` depends only on the geometry (enough columns to make a GEMM worth packing), so the
 //! reduction order of the weight gradient never depends on the thread count.
 
-use crate::dispatch::Kernels;
+use crate::dispatch::{Isa, Kernels};
 use crate::error::Result;
-use crate::gemm::{MatMut, MatRef, sgemm, sgemm_rows_par};
+use crate::gemm::{MatMut, MatRef, Operand, PackedPanels, sgemm, sgemm_rows_par};
 use crate::geometry::{Conv2dGeometry, Pool2dGeometry};
 use rayon::prelude::*;
 
 /// GEMM columns a chunk aims for. Measured on conv2 (P = 64): 256 beats 64, 128, 512, 1024
 /// and the whole batch; larger chunks push col out of L2, smaller ones repack W too often.
 const TARGET_COLS: usize = 256;
+
+/// Whether the im2col GEMMs whose left operand is the weight (forward `W · col`, input
+/// gradient `Wᵀ · dY`) run on our GEMM with the weight packed once (per call, or per model
+/// version by [`super::PackedConv`]) instead of `matrixmultiply`, which repacks it for every
+/// chunk. Measured on AVX-512 only (Zen 5, kernel bench, weight packed once vs
+/// `matrixmultiply`): conv2 forward 64x800x256 211 vs 174 GFLOP/s, input gradient
+/// 800x64x256 234 vs 213, conv1 forward 32x25x576 171 vs 171. On AVX2 `matrixmultiply` won
+/// or tied every training shape (Zen 3; BENCHMARKS.md), so it keeps them there.
+pub(crate) fn packs_weight(isa: Isa) -> bool {
+    isa == Isa::Avx512
+}
+
+/// The weight operand of the im2col GEMMs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Weight<'a> {
+    /// Multiplied by `matrixmultiply`, which packs it per call.
+    Raw(MatRef<'a>),
+    /// Packed once for this tier's GEMM.
+    Packed(&'a PackedPanels),
+}
+
+/// `W [O, K]` (the forward's left operand) packed for our GEMM where [`packs_weight`].
+pub(crate) fn pack_forward_weight(
+    k: &Kernels,
+    out_channels: usize,
+    kk: usize,
+    w: &[f32],
+) -> Result<Option<PackedPanels>> {
+    packs_weight(k.isa())
+        .then(|| k.gemm_pack_a(out_channels, kk, MatRef::row_major(w, kk)))
+        .transpose()
+}
+
+/// `C = W · B` (`m x kk` times `kk x n`) on the weight's GEMM.
+fn weight_gemm(
+    k: &Kernels,
+    w: Weight<'_>,
+    (m, kk, n): (usize, usize, usize),
+    b: MatRef<'_>,
+    c: MatMut<'_>,
+) -> Result<()> {
+    match w {
+        Weight::Raw(a) => sgemm(m, kk, n, 1.0, a, b, 0.0, c),
+        Weight::Packed(a) => k.gemm(m, kk, n, 1.0, Operand::Packed(a), Operand::View(b), 0.0, c),
+    }
+}
 
 /// Sizes of the im2col path for one geometry.
 #[derive(Debug, Clone, Copy)]
@@ -260,7 +306,7 @@ pub(crate) fn forward(
     k: &Kernels,
     g: &Conv2dGeometry,
     x: &[f32],
-    w: &[f32],
+    w: Weight<'_>,
     bias: Option<&[f32]>,
     relu: bool,
     pool: bool,
@@ -288,24 +334,14 @@ pub(crate) fn forward(
             let cols = nimg * p;
             let (col, rest) = slot.split_at_mut(kk * cols);
             (k.im2col)(g, &x[n0 * in_img..][..nimg * in_img], nimg, col);
-            let a = MatRef::row_major(w, kk);
             let b = MatRef::row_major(col, cols);
             if nimg == 1 && !pool {
-                sgemm(o_ch, kk, p, 1.0, a, b, 0.0, MatMut::row_major(out, p))?;
+                weight_gemm(k, w, (o_ch, kk, p), b, MatMut::row_major(out, p))?;
                 epilogue(k, g, bias, relu, out);
                 return Ok(());
             }
             let stage = &mut rest[..o_ch * cols];
-            sgemm(
-                o_ch,
-                kk,
-                cols,
-                1.0,
-                a,
-                b,
-                0.0,
-                MatMut::row_major(stage, cols),
-            )?;
+            weight_gemm(k, w, (o_ch, kk, cols), b, MatMut::row_major(stage, cols))?;
             for (o, row) in stage.chunks_exact_mut(cols).enumerate() {
                 for (n, plane) in row.chunks_exact_mut(p).enumerate() {
                     let dst = &mut out[(n * o_ch + o) * out_per_image / o_ch..];
@@ -328,6 +364,28 @@ pub(crate) fn forward(
     )
 }
 
+/// [`forward`] on raw weights `[O, C, KH, KW]`, packed once for the call where
+/// [`packs_weight`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_raw(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    pool: bool,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    let kk = g.in_channels * g.kernel_h * g.kernel_w;
+    let packed = pack_forward_weight(k, g.out_channels, kk, w)?;
+    let w = packed
+        .as_ref()
+        .map_or(Weight::Raw(MatRef::row_major(w, kk)), Weight::Packed);
+    forward(k, g, x, w, bias, relu, pool, out, scratch)
+}
+
 /// Applies `act(y + bias)` to every output plane of `out` (whole images).
 pub(crate) fn epilogue(
     k: &Kernels,
@@ -348,6 +406,7 @@ pub(crate) fn epilogue(
 
 /// Gradient w.r.t. the input: `dcol = Wᵀ · dY` per chunk, then col2im.
 pub(crate) fn backward_input(
+    k: &Kernels,
     g: &Conv2dGeometry,
     dy: &[f32],
     w: &[f32],
@@ -356,6 +415,11 @@ pub(crate) fn backward_input(
 ) -> Result<()> {
     let plan = Im2colPlan::new(g);
     let (kk, p, o_ch) = (plan.k, plan.p, g.out_channels);
+    let wt = MatRef::col_major(w, kk);
+    let packed = packs_weight(k.isa())
+        .then(|| k.gemm_pack_a(kk, o_ch, wt))
+        .transpose()?;
+    let wt = packed.as_ref().map_or(Weight::Raw(wt), Weight::Packed);
     let in_img = g.in_channels * g.in_h * g.in_w;
     let flops = 2 * g.output_len() * kk;
     for_chunks(
@@ -376,16 +440,7 @@ pub(crate) fn backward_input(
                 gather_channels(g, dy_chunk, nimg, dyt);
                 MatRef::row_major(dyt, cols)
             };
-            sgemm(
-                kk,
-                o_ch,
-                cols,
-                1.0,
-                MatRef::col_major(w, kk),
-                b,
-                0.0,
-                MatMut::row_major(dcol, cols),
-            )?;
+            weight_gemm(k, wt, (kk, o_ch, cols), b, MatMut::row_major(dcol, cols))?;
             col2im(g, dcol, nimg, dx);
             Ok(())
         },

@@ -326,7 +326,7 @@ impl Kernels {
                 let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
                 winograd::forward(self, g, input, &u, bias, relu, false, out, scratch)
             }
-            _ => im2col::forward(self, g, input, weight, bias, relu, false, out, scratch),
+            _ => im2col::forward_raw(self, g, input, weight, bias, relu, false, out, scratch),
         }
     }
 
@@ -347,7 +347,7 @@ impl Kernels {
         check_len(OP, "weight", weight.len(), g.weight_len())?;
         let relu = activation == Activation::Relu;
         if ConvAlgo::Auto.resolve_for(g, self.isa) != ConvAlgo::Winograd {
-            return im2col::forward(self, g, input, weight, bias, relu, true, out, scratch);
+            return im2col::forward_raw(self, g, input, weight, bias, relu, true, out, scratch);
         }
         let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
         winograd::forward(self, g, input, &u, bias, relu, true, out, scratch)
@@ -367,7 +367,7 @@ impl Kernels {
         check_len(OP, "weight", weight.len(), g.weight_len())?;
         check_len(OP, "grad_input", grad_input.len(), g.input_len())?;
         check_scratch(OP, g, scratch)?;
-        im2col::backward_input(g, grad_out, weight, grad_input, scratch)
+        im2col::backward_input(self, g, grad_out, weight, grad_input, scratch)
     }
 
     /// [`conv2d_backward_weight`] on this tier.

@@ -2,11 +2,13 @@
 //!
 //! For a 5x5 kernel over enough channels it holds the 36 Winograd-transformed filter
 //! matrices, packed into the tier's GEMM panels, so a forward pass neither transforms nor
-//! packs weights. It also owns a copy of the raw weights for the paths that use them
-//! (im2col), so it can never disagree with itself: a caller that changes the weights makes a
+//! packs weights; where im2col runs on our GEMM ([`super::im2col::packs_weight`]) it holds
+//! the weight matrix packed for it too. It also owns a copy of the raw weights for the other
+//! paths, so it can never disagree with itself: a caller that changes the weights makes a
 //! new one (`engine::Sequential` does this whenever its parameters may have changed).
 
-use super::{WINOGRAD_MIN_CHANNELS, check_forward, winograd, winograd_pays};
+use super::{ConvAlgo, WINOGRAD_MIN_CHANNELS, check_forward, im2col, winograd, winograd_pays};
+use crate::gemm::PackedPanels;
 use crate::activation::Activation;
 use crate::dispatch::{Isa, Kernels, kernels};
 use crate::error::{KernelError, Result, check_len};
@@ -19,6 +21,8 @@ pub struct PackedConv {
     shape: [usize; 4],
     weight: Vec<f32>,
     winograd: Option<winograd::Filters>,
+    /// `W [O, C·KH·KW]` packed for the im2col GEMM, where that runs on our GEMM.
+    im2col: Option<PackedPanels>,
 }
 
 impl PackedConv {
@@ -48,12 +52,63 @@ impl PackedConv {
 
     /// f32 elements held (raw copy plus packed panels).
     pub fn len(&self) -> usize {
-        self.weight.len() + self.winograd.as_ref().map_or(0, winograd::Filters::len)
+        self.weight.len()
+            + self.winograd.as_ref().map_or(0, winograd::Filters::len)
+            + self.im2col.as_ref().map_or(0, PackedPanels::len)
+    }
+
+    /// The im2col path's weight operand: packed if prepared, else the raw matrix.
+    fn im2col_weight(&self) -> im2col::Weight<'_> {
+        let kk = self.shape[1] * self.shape[2] * self.shape[3];
+        self.im2col.as_ref().map_or(
+            im2col::Weight::Raw(crate::gemm::MatRef::row_major(&self.weight, kk)),
+            im2col::Weight::Packed,
+        )
     }
 
     /// True for a zero-sized layer.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The forward pass (pooled when `pool`) after the caller's checks: Winograd on the
+    /// prepared filters when [`Self::runs_winograd`], else what `Auto` runs, on the
+    /// prepared im2col weight where there is one.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        k: &Kernels,
+        g: &Conv2dGeometry,
+        input: &[f32],
+        bias: Option<&[f32]>,
+        activation: Activation,
+        pool: bool,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        let relu = activation == Activation::Relu;
+        if let (Some(u), true) = (&self.winograd, self.runs_winograd(g)) {
+            return winograd::forward(k, g, input, u, bias, relu, pool, out, scratch);
+        }
+        match ConvAlgo::Auto.resolve_for(g, k.isa()) {
+            ConvAlgo::Im2colGemm => {
+                let w = self.im2col_weight();
+                im2col::forward(k, g, input, w, bias, relu, pool, out, scratch)
+            }
+            _ if pool => {
+                k.conv2d_forward_maxpool2x2(g, input, &self.weight, bias, activation, out, scratch)
+            }
+            _ => k.conv2d_forward(
+                g,
+                ConvAlgo::Auto,
+                input,
+                &self.weight,
+                bias,
+                activation,
+                out,
+                scratch,
+            ),
+        }
     }
 
     fn check(&self, op: &'static str, k: &Kernels, g: &Conv2dGeometry) -> Result<()> {
@@ -128,6 +183,7 @@ impl Kernels {
             shape,
             weight: weight.to_vec(),
             winograd,
+            im2col: im2col::pack_forward_weight(self, o, c * kh * kw, weight)?,
         })
     }
 
@@ -150,21 +206,8 @@ impl Kernels {
     ) -> Result<()> {
         const OP: &str = "conv2d_forward_packed";
         weight.check(OP, self, g)?;
-        let (Some(u), true) = (&weight.winograd, weight.runs_winograd(g)) else {
-            return self.conv2d_forward(
-                g,
-                super::ConvAlgo::Auto,
-                input,
-                &weight.weight,
-                bias,
-                activation,
-                out,
-                scratch,
-            );
-        };
         check_forward(OP, g, input, bias, out, scratch, false)?;
-        let relu = activation == Activation::Relu;
-        winograd::forward(self, g, input, u, bias, relu, false, out, scratch)
+        weight.forward(self, g, input, bias, activation, false, out, scratch)
     }
 
     /// [`crate::conv2d_forward_maxpool2x2`] with prepared weights.
@@ -185,19 +228,7 @@ impl Kernels {
     ) -> Result<()> {
         const OP: &str = "conv2d_forward_maxpool2x2_packed";
         weight.check(OP, self, g)?;
-        let (Some(u), true) = (&weight.winograd, weight.runs_winograd(g)) else {
-            return self.conv2d_forward_maxpool2x2(
-                g,
-                input,
-                &weight.weight,
-                bias,
-                activation,
-                out,
-                scratch,
-            );
-        };
         check_forward(OP, g, input, bias, out, scratch, true)?;
-        let relu = activation == Activation::Relu;
-        winograd::forward(self, g, input, u, bias, relu, true, out, scratch)
+        weight.forward(self, g, input, bias, activation, true, out, scratch)
     }
 }

@@ -203,32 +203,45 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
     let plane = g.in_h * g.in_w;
     let mut d = [0.0f32; XI * MAX_LANES];
     let mut res = [0.0f32; XI * MAX_LANES];
-    for c in 0..c_all {
-        let mut t0 = 0;
-        while t0 < t_all {
-            let n = V::LANES.min(t_all - t0);
-            for q in 0..V::LANES {
-                let t = t0 + q.min(n - 1);
-                let (img, tile) = (t / per_img, t % per_img);
-                let (th, tw) = (tile / tiles_w, tile % tiles_w);
-                let src = &x[(img * c_all + c) * plane..][..plane];
-                let (r0, c0) = (
-                    2 * th as isize - g.pad_top as isize,
-                    2 * tw as isize - g.pad_left as isize,
-                );
-                let inside = r0 >= 0
-                    && c0 >= 0
-                    && r0 as usize + ALPHA <= g.in_h
-                    && c0 as usize + ALPHA <= g.in_w;
-                if inside {
-                    let base = r0 as usize * g.in_w + c0 as usize;
+    let mut t0 = 0;
+    while t0 < t_all {
+        let n = V::LANES.min(t_all - t0);
+        // Each lane's tile, once per group of tiles (not per channel): the offset of its
+        // top-left input in channel 0 of its image, and its origin for the padded case.
+        let mut start = [0usize; MAX_LANES];
+        let mut origin = [(0isize, 0isize); MAX_LANES];
+        let mut inside = true;
+        for q in 0..V::LANES {
+            let t = t0 + q.min(n - 1);
+            let (img, tile) = (t / per_img, t % per_img);
+            let (th, tw) = (tile / tiles_w, tile % tiles_w);
+            let (r0, c0) = (
+                2 * th as isize - g.pad_top as isize,
+                2 * tw as isize - g.pad_left as isize,
+            );
+            inside &= r0 >= 0
+                && c0 >= 0
+                && r0 as usize + ALPHA <= g.in_h
+                && c0 as usize + ALPHA <= g.in_w;
+            origin[q] = (r0, c0);
+            start[q] = img * c_all * plane + (r0.max(0) as usize) * g.in_w + c0.max(0) as usize;
+        }
+        for c in 0..c_all {
+            if inside {
+                for (q, &s0) in start[..V::LANES].iter().enumerate() {
+                    let base = s0 + c * plane;
                     for a in 0..ALPHA {
-                        let row = &src[base + a * g.in_w..][..ALPHA];
+                        let row = &x[base + a * g.in_w..][..ALPHA];
                         for (b, &val) in row.iter().enumerate() {
                             d[(a * ALPHA + b) * MAX_LANES + q] = val;
                         }
                     }
-                } else {
+                }
+            } else {
+                for q in 0..V::LANES {
+                    let t = t0 + q.min(n - 1);
+                    let src = &x[((t / per_img) * c_all + c) * plane..][..plane];
+                    let (r0, c0) = origin[q];
                     for a in 0..ALPHA {
                         for b in 0..ALPHA {
                             let (ih, iw) = (r0 + a as isize, c0 + b as isize);
@@ -281,8 +294,8 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
                     }
                 }
             }
-            t0 += n;
         }
+        t0 += n;
     }
 }
 
