@@ -8,10 +8,10 @@
 //! new one (`engine::Sequential` does this whenever its parameters may have changed).
 
 use super::{ConvAlgo, WINOGRAD_MIN_CHANNELS, check_forward, im2col, winograd, winograd_pays};
-use crate::gemm::PackedPanels;
 use crate::activation::Activation;
 use crate::dispatch::{Isa, Kernels, kernels};
 use crate::error::{KernelError, Result, check_len};
+use crate::gemm::PackedPanels;
 use crate::geometry::Conv2dGeometry;
 
 /// Conv weights `[O, C, KH, KW]` prepared for one tier (see the module docs).
