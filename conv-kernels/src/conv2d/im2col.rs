@@ -190,6 +190,19 @@ pub(crate) fn im2col(g: &Conv2dGeometry, x: &[f32], nimg: usize, col: &mut [f32]
                         // Valid padding: every tap is inside; row oh reads input row oh + kh
                         // from column kw on. No bounds logic per row.
                         let src = &src_plane[kh * g.in_w + kw..];
+                        if g.out_w.is_multiple_of(8) {
+                            // Whole 8-float moves only (conv2: one per row, conv1: three):
+                            // no length arithmetic or tail loop per row.
+                            for (oh, d) in dst.chunks_exact_mut(g.out_w).enumerate() {
+                                let s = &src[oh * g.in_w..][..g.out_w];
+                                for (d, s) in d.chunks_exact_mut(8).zip(s.chunks_exact(8)) {
+                                    let d: &mut [f32; 8] =
+                                        d.try_into().unwrap_or_else(|_| unreachable!());
+                                    *d = s.try_into().unwrap_or_else(|_| unreachable!());
+                                }
+                            }
+                            continue;
+                        }
                         for (d, s) in dst.chunks_exact_mut(g.out_w).zip(src.chunks(g.in_w)) {
                             copy_short(d, s);
                         }
