@@ -100,6 +100,7 @@ macro_rules! with_kernel_list {
             sum => crate::elementwise::sum_simd: (x: &[f32]) -> f32;
             conv_direct_plane => crate::conv2d::direct::conv_plane: (a: &crate::conv2d::direct::PlaneArgs<'_>, out: &mut [f32]);
             im2col => crate::conv2d::im2col::im2col_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, col: &mut [f32]);
+            im2col_panels => crate::conv2d::im2col::im2col_panels_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, nr: usize, kc: usize, dst: &mut [f32]);
             winograd_weights => crate::conv2d::winograd::weights_simd: (w: &[f32], u: &mut [f32]);
             winograd_input => crate::conv2d::winograd::input_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, v: &mut [f32]);
             winograd_output => crate::conv2d::winograd::output_simd: (g: &crate::geometry::Conv2dGeometry, a: &crate::conv2d::winograd::OutputArgs<'_>, out: &mut [f32]);

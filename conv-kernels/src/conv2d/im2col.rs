@@ -12,9 +12,10 @@
 
 use crate::dispatch::{Isa, Kernels};
 use crate::error::Result;
-use crate::gemm::{MatMut, MatRef, Operand, PackedPanels, sgemm, sgemm_rows_par};
+use crate::gemm::{KC, MatMut, MatRef, Operand, PackedPanels, sgemm, sgemm_rows_par};
 use crate::geometry::{Conv2dGeometry, Pool2dGeometry};
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// GEMM columns a chunk aims for. Measured on conv2 (P = 64): 256 beats 64, 128, 512, 1024
 /// and the whole batch; larger chunks push col out of L2, smaller ones repack W too often.
@@ -64,6 +65,12 @@ fn weight_gemm(
         Weight::Raw(a) => sgemm(m, kk, n, 1.0, a, b, 0.0, c),
         Weight::Packed(a) => k.gemm(m, kk, n, 1.0, Operand::Packed(a), Operand::View(b), 0.0, c),
     }
+}
+
+thread_local! {
+    /// Per-thread implicit-GEMM operand (the packed B of [`im2col_panels`]), grown on
+    /// demand and kept, like the GEMM's own packing buffer.
+    static PACKED_COL: RefCell<PackedPanels> = RefCell::new(PackedPanels::empty_b());
 }
 
 /// Sizes of the im2col path for one geometry.
@@ -263,6 +270,90 @@ pub(crate) fn col2im(g: &Conv2dGeometry, dcol: &[f32], nimg: usize, dx: &mut [f3
     }
 }
 
+/// Whether [`im2col_panels`] handles `g` for panels of `nr` columns: 'valid' padding
+/// (every tap inside) and output rows of whole 8-float moves that tile a panel exactly
+/// (conv2 of the Table 1 CNN: rows of 8, panels of 32 on AVX-512). Elsewhere (conv1's rows
+/// of 24) the per-segment bookkeeping of a general writer measured slower than im2col plus
+/// the GEMM's own packing (infer b1 on Zen 5: 84 vs 65 us).
+pub(crate) fn panels_apply(g: &Conv2dGeometry, nr: usize) -> bool {
+    g.pad_top == 0
+        && g.pad_left == 0
+        && g.out_h + g.kernel_h - 1 == g.in_h
+        && g.out_w + g.kernel_w - 1 == g.in_w
+        && g.out_w.is_multiple_of(8)
+        && nr.is_multiple_of(g.out_w)
+}
+
+/// [`im2col_panels`] instantiated per tier (for the same inlined moves as [`im2col_simd`]).
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
+#[inline(always)]
+pub(crate) unsafe fn im2col_panels_simd<V: crate::simd::F32Vec>(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    nimg: usize,
+    nr: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
+    im2col_panels(g, x, nimg, nr, kc, dst)
+}
+
+/// Implicit GEMM's B, where [`panels_apply`] (else it writes nothing): `col[K, nimg*P]` of
+/// `nimg` images of `x` written straight into the packed-B layout of our GEMM (panels of
+/// `nr` columns, reduction blocks of `kc`; see `gemm::pack`), zeros past the last column
+/// included, so the unrolled matrix is never materialised and the GEMM packs nothing.
+#[inline(always)]
+pub(crate) fn im2col_panels(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    nimg: usize,
+    nr: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
+    if !panels_apply(g, nr) {
+        return;
+    }
+    let kk = g.in_channels * g.kernel_h * g.kernel_w;
+    let cols = nimg * g.out_h * g.out_w;
+    let padded = cols.div_ceil(nr) * nr;
+    let plane = g.in_h * g.in_w;
+    let mut r = 0;
+    for c in 0..g.in_channels {
+        for kh in 0..g.kernel_h {
+            for kw in 0..g.kernel_w {
+                let pc = r / kc * kc;
+                let kcb = kc.min(kk - pc);
+                let blk = &mut dst[pc * padded..][..kcb * padded];
+                // This step's run in each panel, `kcb · nr` apart; output rows never
+                // straddle two panels (`nr` is a multiple of the row width).
+                let (mut at, mut j, stride) = ((r - pc) * nr, 0, kcb * nr);
+                for n in 0..nimg {
+                    let src = &x[(n * g.in_channels + c) * plane + kh * g.in_w + kw..];
+                    for oh in 0..g.out_h {
+                        let s = &src[oh * g.in_w..][..g.out_w];
+                        let d = &mut blk[at + j..][..g.out_w];
+                        for (d, s) in d.chunks_exact_mut(8).zip(s.chunks_exact(8)) {
+                            let d: &mut [f32; 8] = d.try_into().unwrap_or_else(|_| unreachable!());
+                            *d = s.try_into().unwrap_or_else(|_| unreachable!());
+                        }
+                        j += g.out_w;
+                        if j == nr {
+                            (at, j) = (at + stride, 0);
+                        }
+                    }
+                }
+                if j > 0 {
+                    zero_short(&mut blk[at + j..][..nr - j]);
+                }
+                r += 1;
+            }
+        }
+    }
+}
+
 /// Copies `nimg` images of `dy` (`[n, O, P]`) into `dyt[O, nimg*P]`.
 fn gather_channels(g: &Conv2dGeometry, dy: &[f32], nimg: usize, dyt: &mut [f32]) {
     let p = g.out_h * g.out_w;
@@ -345,16 +436,33 @@ pub(crate) fn forward(
         scratch,
         |n0, nimg, out, slot| {
             let cols = nimg * p;
+            let xs = &x[n0 * in_img..][..nimg * in_img];
             let (col, rest) = slot.split_at_mut(kk * cols);
-            (k.im2col)(g, &x[n0 * in_img..][..nimg * in_img], nimg, col);
-            let b = MatRef::row_major(col, cols);
+            // `C = W · col`: on a packed weight as implicit GEMM (col written straight into
+            // packed panels), else unrolled into `col` for matrixmultiply.
+            let product = |c: MatMut<'_>, col: &mut [f32]| -> Result<()> {
+                let nr = k.gemm_tile().nr;
+                match w {
+                    Weight::Packed(a) if panels_apply(g, nr) => PACKED_COL.with_borrow_mut(|pb| {
+                        pb.refill_b(kk, cols, nr, KC, |d| {
+                            (k.im2col_panels)(g, xs, nimg, nr, KC, d)
+                        });
+                        let (a, b) = (Operand::Packed(a), Operand::Packed(pb));
+                        k.gemm(o_ch, kk, cols, 1.0, a, b, 0.0, c)
+                    }),
+                    _ => {
+                        (k.im2col)(g, xs, nimg, col);
+                        weight_gemm(k, w, (o_ch, kk, cols), MatRef::row_major(col, cols), c)
+                    }
+                }
+            };
             if nimg == 1 && !pool {
-                weight_gemm(k, w, (o_ch, kk, p), b, MatMut::row_major(out, p))?;
+                product(MatMut::row_major(out, p), col)?;
                 epilogue(k, g, bias, relu, out);
                 return Ok(());
             }
             let stage = &mut rest[..o_ch * cols];
-            weight_gemm(k, w, (o_ch, kk, cols), b, MatMut::row_major(stage, cols))?;
+            product(MatMut::row_major(stage, cols), col)?;
             for (o, row) in stage.chunks_exact_mut(cols).enumerate() {
                 for (n, plane) in row.chunks_exact_mut(p).enumerate() {
                     let dst = &mut out[(n * o_ch + o) * out_per_image / o_ch..];
@@ -503,4 +611,58 @@ pub(crate) fn backward_weight(
         n0 += nimg;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::pack::{Side, pack_all};
+    use crate::geometry::Padding;
+    use proptest::prelude::*;
+
+    fn x_of(g: &Conv2dGeometry, seed: u32) -> Vec<f32> {
+        (0..g.input_len())
+            .map(|i| (i as u32 ^ seed) as f32)
+            .collect()
+    }
+
+    proptest! {
+        /// Implicit GEMM's B equals im2col's matrix packed by the GEMM's own packer, for
+        /// rows of 8 and 16 floats, panel widths they do and do not divide, batches that
+        /// leave the last panel partial, and reduction blocks that split the rows (kc below
+        /// K) or not; 'same' padding is refused (nothing written).
+        #[test]
+        fn panels_equal_packed_im2col(
+            (n, c, h, w, kh, kw) in (1usize..4, 1usize..4, 1usize..9, 1usize..3, 1usize..6, 1usize..6),
+            same in any::<bool>(),
+            nr in prop::sample::select(vec![8usize, 16, 24, 32, 48]),
+            kc in prop::sample::select(vec![3usize, 7, 256]),
+            seed in 0u32..1000,
+        ) {
+            let padding = if same { Padding::Same } else { Padding::Valid };
+            let Ok(g) = Conv2dGeometry::new(n, c, h, w * 8 + kw - 1, 1, kh, kw, padding) else {
+                return Ok(()); // kernel larger than a 'valid' input: refused, nothing to test
+            };
+            if !panels_apply(&g, nr) {
+                // Writes nothing where it does not apply (the caller unrolls instead).
+                let mut d = vec![f32::NAN; 4];
+                im2col_panels(&g, &x_of(&g, seed), n, nr, kc, &mut d);
+                prop_assert!(d.iter().all(|v| v.is_nan()));
+                return Ok(());
+            }
+            let x = x_of(&g, seed);
+            let (kk, cols) = (c * kh * kw, n * g.out_h * g.out_w);
+            let mut col = vec![f32::NAN; kk * cols];
+            im2col(&g, &x, n, &mut col);
+            // B = col (kk x cols, row-major) seen as its transpose, as gemm_pack_b does.
+            let bt = MatRef { data: &col, rs: 1, cs: cols };
+            let want = pack_all(Side::B, &bt, cols, kk, nr, kc);
+            let mut got = PackedPanels::empty_b();
+            got.refill_b(kk, cols, nr, kc, |d| {
+                d.fill(f32::NAN);
+                im2col_panels(&g, &x, n, nr, kc, d);
+            });
+            prop_assert_eq!(&got, &want, "{:?}", g);
+        }
+    }
 }

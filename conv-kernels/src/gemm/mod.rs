@@ -14,9 +14,10 @@
 
 mod blocked;
 pub(crate) mod microkernel;
-mod pack;
+pub(crate) mod pack;
 pub mod reference;
 
+pub(crate) use blocked::KC;
 pub use blocked::Operand;
 pub use microkernel::Tile;
 pub use pack::PackedPanels;
