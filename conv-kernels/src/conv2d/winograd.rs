@@ -18,7 +18,9 @@
 
 use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};
-use crate::gemm::{MatMut, MatRef, Operand, PackedPanels, sgemm};
+use crate::gemm::{
+    KC, MAX_NR, MatMut, MatRef, Operand, PackedPanels, PanelsRef, packed_len, sgemm,
+};
 use crate::geometry::Conv2dGeometry;
 use crate::simd::F32Vec;
 use rayon::prelude::*;
@@ -70,7 +72,9 @@ impl WinogradPlan {
             tiles_h,
             tiles_w,
             cn,
-            work_len: XI * (plane_stride(g.in_channels, t) + plane_stride(g.out_channels, t)),
+            work_len: XI
+                * (plane_stride(g.in_channels, t.next_multiple_of(MAX_NR))
+                    + plane_stride(g.out_channels, t)),
         }
     }
 
@@ -182,8 +186,18 @@ pub(crate) unsafe fn weights_simd<V: F32Vec>(w: &[f32], u: &mut [f32]) {
     }
 }
 
+/// Tiles of a V plane with its columns rounded up to whole panels of `nr` (`nr` = 0:
+/// row-major, no rounding).
+pub(crate) fn padded_tiles(t: usize, nr: usize) -> usize {
+    if nr == 0 { t } else { t.next_multiple_of(nr) }
+}
+
 /// Transforms the input tiles of `nimg` images of `x` into `v` `[36, C, T]` (T = nimg ·
-/// tiles per image; `v[ξ]` is row-major `C x T`, the right GEMM operand). One tile per lane.
+/// tiles per image; `v[ξ]` is the `C x T` right GEMM operand), planes
+/// [`plane_stride`]`(C, `[`padded_tiles`]`(T, nr))` apart. With `nr` = 0 each plane is
+/// row-major (for `matrixmultiply`); else it is already in our GEMM's packed-B layout
+/// (panels of `nr` columns, reduction blocks of `KC`, zeros past column T), so the GEMM
+/// packs nothing. One tile per lane; `nr` must be a multiple of `V::LANES`.
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA.
@@ -193,13 +207,33 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
     g: &Conv2dGeometry,
     x: &[f32],
     nimg: usize,
+    nr: usize,
     v: &mut [f32],
 ) {
     let (tiles_h, tiles_w) = (g.out_h.div_ceil(2), g.out_w.div_ceil(2));
     let per_img = tiles_h * tiles_w;
     let t_all = nimg * per_img;
     let c_all = g.in_channels;
-    let vs = plane_stride(c_all, t_all);
+    let padded = padded_tiles(t_all, nr);
+    let vs = plane_stride(c_all, padded);
+    // Offset in a plane of (row c, tile t), t a multiple of V::LANES (so its vector stays in
+    // one panel): `(panel part, row part)` with the panel part depending on t only.
+    let row_at = |c: usize| -> usize {
+        if nr == 0 {
+            c * t_all
+        } else {
+            let pc = c / KC * KC;
+            pc * padded + (c - pc) * nr
+        }
+    };
+    let col_at = |c: usize, t: usize| -> usize {
+        if nr == 0 {
+            t
+        } else {
+            let pc = c / KC * KC;
+            (t / nr) * KC.min(c_all - pc) * nr + t % nr
+        }
+    };
     let plane = g.in_h * g.in_w;
     let mut d = [0.0f32; XI * MAX_LANES];
     let mut res = [0.0f32; XI * MAX_LANES];
@@ -227,6 +261,7 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
             start[q] = img * c_all * plane + (r0.max(0) as usize) * g.in_w + c0.max(0) as usize;
         }
         for c in 0..c_all {
+            let at = row_at(c) + col_at(c, t0);
             if inside {
                 for (q, &s0) in start[..V::LANES].iter().enumerate() {
                     let base = s0 + c * plane;
@@ -279,7 +314,7 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
                         let xi = i * ALPHA + l;
                         if n == V::LANES {
                             // A whole vector of tiles: straight into V (no staging copy).
-                            val.store(&mut v[xi * vs + c * t_all + t0..]);
+                            val.store(&mut v[xi * vs + at..]);
                         } else {
                             val.store(&mut res[xi * MAX_LANES..]);
                         }
@@ -288,7 +323,7 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
             }
             if n < V::LANES {
                 for xi in 0..XI {
-                    let dst = &mut v[xi * vs + c * t_all + t0..][..n];
+                    let dst = &mut v[xi * vs + at..][..n];
                     for (d, s) in dst.iter_mut().zip(&res[xi * MAX_LANES..]) {
                         *d = *s;
                     }
@@ -296,6 +331,15 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
             }
         }
         t0 += n;
+    }
+    if padded > t_all {
+        // The last panel's columns past T: zeros, as the GEMM's own packing writes.
+        for xi in 0..XI {
+            for c in 0..c_all {
+                let at = xi * vs + row_at(c) + col_at(c, t_all);
+                v[at..][..padded - t_all].fill(0.0);
+            }
+        }
     }
 }
 
@@ -495,32 +539,32 @@ pub(crate) fn forward(
     } else {
         o_all * g.out_h * g.out_w
     };
+    // Our GEMM reads V as packed panels written by the input transform; matrixmultiply
+    // reads it row-major.
+    let nr = match u {
+        Filters::Packed(_) => k.gemm_tile().nr,
+        Filters::Plain(_) => 0,
+    };
     let chunk = |n0: usize, out: &mut [f32], slot: &mut [f32]| -> Result<()> {
         let nimg = out.len() / out_img;
         let t = nimg * per_img;
-        let (vs, ms) = (plane_stride(c_all, t), plane_stride(o_all, t));
+        let vs = plane_stride(c_all, padded_tiles(t, nr));
+        let ms = plane_stride(o_all, t);
         let (v, rest) = slot.split_at_mut(XI * vs);
         let m = &mut rest[..XI * ms];
-        (k.winograd_input)(g, &x[n0 * in_img..][..nimg * in_img], nimg, v);
+        (k.winograd_input)(g, &x[n0 * in_img..][..nimg * in_img], nimg, nr, v);
         for xi in 0..XI {
-            let b = MatRef::row_major(&v[xi * vs..][..c_all * t], t);
             let c = MatMut::row_major(&mut m[xi * ms..][..o_all * t], t);
             match u {
                 Filters::Packed(u) => {
                     let a = u.get(xi).ok_or(KernelError::Overflow { op: "winograd" })?;
-                    k.gemm(
-                        o_all,
-                        c_all,
-                        t,
-                        1.0,
-                        Operand::Packed(a),
-                        Operand::View(b),
-                        0.0,
-                        c,
-                    )?
+                    let b = &v[xi * vs..][..packed_len(t, c_all, nr)];
+                    let b = PanelsRef::b(c_all, t, nr, KC, b);
+                    k.gemm_b_panels(o_all, c_all, t, Operand::Packed(a), b, c)?
                 }
                 Filters::Plain(u) => {
                     let a = &u[xi * o_all * c_all..][..o_all * c_all];
+                    let b = MatRef::row_major(&v[xi * vs..][..c_all * t], t);
                     sgemm(o_all, c_all, t, 1.0, MatRef::row_major(a, c_all), b, 0.0, c)?
                 }
             }

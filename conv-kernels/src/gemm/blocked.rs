@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 
 use super::microkernel::{BlockArgs, Tile};
-use super::pack::{PackedPanels, Side, pack_all, pack_block};
+use super::pack::{PackedPanels, PanelsRef, Side, pack_all, pack_block};
 use super::{MatMut, MatRef, check_no_alias, check_view, err};
 use crate::dispatch::Kernels;
 use crate::error::Result;
@@ -29,6 +29,22 @@ pub enum Operand<'a> {
     View(MatRef<'a>),
     /// Packed beforehand for this tier's tile.
     Packed(&'a PackedPanels),
+}
+
+/// An operand as the loop nest reads it: a view to pack, or panels to slice.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    View(MatRef<'a>),
+    Packed(PanelsRef<'a>),
+}
+
+impl<'a> From<Operand<'a>> for Src<'a> {
+    fn from(o: Operand<'a>) -> Self {
+        match o {
+            Operand::View(v) => Src::View(v),
+            Operand::Packed(p) => Src::Packed(p.as_panels()),
+        }
+    }
 }
 
 thread_local! {
@@ -99,6 +115,21 @@ impl Kernels {
         self.gemm_rows(m, k, n, 0, m, alpha, a, b, beta, c)
     }
 
+    /// [`Kernels::gemm`] with B already in packed panels somewhere other than a
+    /// [`PackedPanels`] (a kernel's scratch), checked like a packed operand.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn gemm_b_panels(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: Operand<'_>,
+        b: PanelsRef<'_>,
+        c: MatMut<'_>,
+    ) -> Result<()> {
+        self.gemm_src(m, k, n, 0, m, 1.0, a.into(), Src::Packed(b), 0.0, c)
+    }
+
     /// Rows `[r0, r0 + rows)` of the product into `c` (whose row 0 is C's row `r0`); `r0`
     /// is a multiple of MR when A is packed.
     #[allow(clippy::too_many_arguments)]
@@ -115,13 +146,36 @@ impl Kernels {
         beta: f32,
         c: MatMut<'_>,
     ) -> Result<()> {
+        self.gemm_src(m, k, n, r0, rows, alpha, a.into(), b.into(), beta, c)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_src(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        r0: usize,
+        rows: usize,
+        alpha: f32,
+        a: Src<'_>,
+        b: Src<'_>,
+        beta: f32,
+        c: MatMut<'_>,
+    ) -> Result<()> {
         let t = self.gemm_tile();
         if rows == 0 || n == 0 {
             return Ok(());
         }
         check_view("C", c.data.len(), rows, n, c.rs, c.cs)?;
         check_no_alias(rows, n, c.rs, c.cs)?;
-        let check_packed = |side: Side, p: &PackedPanels, outer: usize, r: usize| {
+        let check_packed = |side: Side, p: &PanelsRef<'_>, outer: usize, r: usize| {
+            if p.data.len() < super::pack::packed_len(p.outer, p.k, p.r) {
+                return Err(err(format!(
+                    "{side:?}: {} packed values, fewer than its shape needs",
+                    p.data.len()
+                )));
+            }
             if p.side != side || p.outer != outer || p.k != k || p.r != r || p.kc != KC {
                 return Err(err(format!(
                     "{side:?}: packed as {:?} {}x{} (panel {}, kc {}) used as {side:?} {outer}x{k} (panel {r}, kc {KC})",
@@ -131,19 +185,19 @@ impl Kernels {
             Ok(())
         };
         match a {
-            Operand::View(v) if k > 0 => check_view("A", v.data.len(), m, k, v.rs, v.cs)?,
-            Operand::Packed(p) => {
-                check_packed(Side::A, p, m, t.mr)?;
+            Src::View(v) if k > 0 => check_view("A", v.data.len(), m, k, v.rs, v.cs)?,
+            Src::Packed(p) => {
+                check_packed(Side::A, &p, m, t.mr)?;
                 if !r0.is_multiple_of(t.mr) {
                     return Err(err(format!("A: packed rows split at {r0}")));
                 }
             }
-            Operand::View(_) => {}
+            Src::View(_) => {}
         }
         match b {
-            Operand::View(v) if k > 0 => check_view("B", v.data.len(), k, n, v.rs, v.cs)?,
-            Operand::Packed(p) => check_packed(Side::B, p, n, t.nr)?,
-            Operand::View(_) => {}
+            Src::View(v) if k > 0 => check_view("B", v.data.len(), k, n, v.rs, v.cs)?,
+            Src::Packed(p) => check_packed(Side::B, &p, n, t.nr)?,
+            Src::View(_) => {}
         }
         if r0 + rows > m {
             return Err(err(format!("rows {r0}+{rows} beyond {m}")));
@@ -160,12 +214,12 @@ impl Kernels {
         let (mc, nc) = block_dims(t);
         let kc_max = KC.min(k);
         let a_ws = match a {
-            Operand::View(_) => mc.min(rows.div_ceil(t.mr) * t.mr) * kc_max,
-            Operand::Packed(_) => 0,
+            Src::View(_) => mc.min(rows.div_ceil(t.mr) * t.mr) * kc_max,
+            Src::Packed(_) => 0,
         };
         let b_ws = match b {
-            Operand::View(_) => nc.min(n.div_ceil(t.nr) * t.nr) * kc_max,
-            Operand::Packed(_) => 0,
+            Src::View(_) => nc.min(n.div_ceil(t.nr) * t.nr) * kc_max,
+            Src::Packed(_) => 0,
         };
         with_workspace(a_ws + b_ws, |ws| {
             let (a_buf, b_buf) = ws.split_at_mut(a_ws);
@@ -176,7 +230,7 @@ impl Kernels {
                 while pc < k {
                     let kcb = KC.min(k - pc);
                     let bp: &[f32] = match b {
-                        Operand::View(v) => {
+                        Src::View(v) => {
                             let bt = MatRef {
                                 data: v.data,
                                 rs: v.cs,
@@ -185,17 +239,17 @@ impl Kernels {
                             pack_block(&bt, jc, ncb, pc, kcb, t.nr, b_buf);
                             b_buf
                         }
-                        Operand::Packed(p) => p.block(pc, jc),
+                        Src::Packed(p) => p.block(pc, jc),
                     };
                     let mut ic = 0;
                     while ic < rows {
                         let mcb = mc.min(rows - ic);
                         let ap: &[f32] = match a {
-                            Operand::View(v) => {
+                            Src::View(v) => {
                                 pack_block(&v, r0 + ic, mcb, pc, kcb, t.mr, a_buf);
                                 a_buf
                             }
-                            Operand::Packed(p) => p.block(pc, r0 + ic),
+                            Src::Packed(p) => p.block(pc, r0 + ic),
                         };
                         let args = BlockArgs {
                             kc: kcb,

@@ -42,6 +42,10 @@ pub(crate) struct BlockArgs<'a> {
     pub cs: usize,
 }
 
+/// The widest B panel (NR) of any tier; every tier's NR divides it. Scratch sized for
+/// panels of this width fits every tier's.
+pub(crate) const MAX_NR: usize = 32;
+
 /// Per-tier tile choice: each vector type names its tile and instantiates [`block`] with it.
 pub(crate) trait GemmTier: F32Vec {
     /// The tile of this tier.

@@ -19,8 +19,10 @@ pub mod reference;
 
 pub(crate) use blocked::KC;
 pub use blocked::Operand;
+pub(crate) use microkernel::MAX_NR;
 pub use microkernel::Tile;
 pub use pack::PackedPanels;
+pub(crate) use pack::{PanelsRef, packed_len};
 
 use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};

@@ -35,7 +35,33 @@ pub struct PackedPanels {
     pub(crate) data: Vec<f32>,
 }
 
-impl PackedPanels {
+/// Packed panels borrowed from wherever they were written: a [`PackedPanels`], or a
+/// kernel's scratch laid out the same way (the Winograd input transform writes its V
+/// planes as B panels).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PanelsRef<'a> {
+    pub(crate) side: Side,
+    pub(crate) outer: usize,
+    pub(crate) k: usize,
+    pub(crate) r: usize,
+    pub(crate) kc: usize,
+    pub(crate) data: &'a [f32],
+}
+
+impl<'a> PanelsRef<'a> {
+    /// The right operand `B[k x n]` packed in `data` (at least [`packed_len`]`(n, k, r)`
+    /// values) in panels of `r` columns and reduction blocks of `kc`.
+    pub(crate) fn b(k: usize, n: usize, r: usize, kc: usize, data: &'a [f32]) -> Self {
+        Self {
+            side: Side::B,
+            outer: n,
+            k,
+            r,
+            kc,
+            data,
+        }
+    }
+
     /// Outer rows rounded up to whole panels.
     pub(crate) fn padded_outer(&self) -> usize {
         self.outer.div_ceil(self.r) * self.r
@@ -43,9 +69,23 @@ impl PackedPanels {
 
     /// The panels of reduction block starting at `pc`, from outer row `first` (a multiple of
     /// `r`) on.
-    pub(crate) fn block(&self, pc: usize, first: usize) -> &[f32] {
+    pub(crate) fn block(&self, pc: usize, first: usize) -> &'a [f32] {
         let kc = self.kc.min(self.k - pc);
         &self.data[pc * self.padded_outer() + first * kc..]
+    }
+}
+
+impl PackedPanels {
+    /// A borrowed view.
+    pub(crate) fn as_panels(&self) -> PanelsRef<'_> {
+        PanelsRef {
+            side: self.side,
+            outer: self.outer,
+            k: self.k,
+            r: self.r,
+            kc: self.kc,
+            data: &self.data,
+        }
     }
 
     /// Elements held (for memory accounting).

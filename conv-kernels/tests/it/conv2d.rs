@@ -423,3 +423,11 @@ fn packed_conv_forward_equals_unpacked_winograd_and_matches_reference() {
         }
     }
 }
+
+/// More input channels than one GEMM reduction block (KC = 256): the Winograd input
+/// transform writes V as packed panels in two reduction blocks, and a batch whose tiles
+/// leave the last panel partial.
+#[test]
+fn conv2d_matches_reference_more_channels_than_a_reduction_block() {
+    case(3, 260, 7, 6, 3, 5, 5, Padding::Same);
+}
