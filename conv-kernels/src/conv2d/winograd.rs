@@ -227,11 +227,12 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
         }
     };
     let col_at = |c: usize, t: usize| -> usize {
-        if nr == 0 {
-            t
-        } else {
-            let pc = c / KC * KC;
-            (t / nr) * KC.min(c_all - pc) * nr + t % nr
+        match t.checked_div(nr) {
+            None => t,
+            Some(q) => {
+                let pc = c / KC * KC;
+                q * KC.min(c_all - pc) * nr + t % nr
+            }
         }
     };
     let plane = g.in_h * g.in_w;
