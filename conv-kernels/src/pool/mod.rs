@@ -308,3 +308,45 @@ impl Kernels {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::Kernels;
+    use proptest::prelude::*;
+
+    /// Values that stress the rule: ties, signed zeros, infinities, NaN.
+    fn special() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            Just(0.0f32),
+            Just(-0.0),
+            Just(1.0),
+            Just(f32::INFINITY),
+            Just(f32::NEG_INFINITY),
+            Just(f32::NAN),
+            -4.0f32..4.0,
+        ]
+    }
+
+    proptest! {
+        /// The values-only kernel gives the bits the argmax kernel gives, on every tier,
+        /// whatever the values, for rows that use every block width and the scalar tail.
+        #[test]
+        fn values_kernel_equals_argmax_kernel(
+            (oh, ow) in (1usize..12, 1usize..40),
+            x in prop::collection::vec(special(), 4 * 12 * 40),
+        ) {
+            let g = Pool2dGeometry::two_by_two(1, 1, 2 * oh, 2 * ow).unwrap();
+            let x: Vec<f32> = x.iter().cycle().take(g.input_len()).copied().collect();
+            for k in Kernels::available() {
+                let mut want = vec![0.0f32; g.output_len()];
+                let mut argmax = vec![0u32; g.output_len()];
+                (k.maxpool_2x2_plane)(&g, &x, &mut want, &mut argmax);
+                let mut got = vec![1.5f32; g.output_len()];
+                (k.maxpool_2x2_values)(&g, &x, &mut got);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(&got), bits(&want), "{:?} {:?}", k.isa(), g);
+            }
+        }
+    }
+}
