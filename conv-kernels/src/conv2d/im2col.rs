@@ -3,7 +3,10 @@
 //! A chunk of `cn` images is unrolled into `col[K, cn*P]` (K = C·KH·KW rows, one column per
 //! output pixel of every image, zero where a tap falls in the padding). Then
 //!
-//! * forward: `Y[O, cn*P] = W[O, K] · col`, scattered into NCHW with the bias + ReLU epilogue;
+//! * forward: `Y[O, cn*P] = W[O, K] · col`, scattered into NCHW with the bias + ReLU epilogue
+//!   (or pooled 2x2 from the staged rows). Where the weight is packed for our GEMM
+//!   ([`packs_weight`]) and [`panels_apply`], `col` is never materialised: implicit GEMM
+//!   writes it straight into the GEMM's packed B panels ([`im2col_panels`]);
 //! * backward input: `dcol[K, cn*P] = Wᵀ · dY`, folded back (col2im) by scatter-add;
 //! * backward weight: `dW[O, K] += dY[O, cn*P] · colᵀ`, chunks in a fixed order.
 //!
@@ -438,8 +441,9 @@ pub(crate) fn forward(
             let cols = nimg * p;
             let xs = &x[n0 * in_img..][..nimg * in_img];
             let (col, rest) = slot.split_at_mut(kk * cols);
-            // `C = W · col`: on a packed weight as implicit GEMM (col written straight into
-            // packed panels), else unrolled into `col` for matrixmultiply.
+            // `C = W · col`: implicit GEMM (col written straight into packed B panels) where
+            // the weight is packed and the rows allow it, else col unrolled and multiplied
+            // on the weight's GEMM.
             let product = |c: MatMut<'_>, col: &mut [f32]| -> Result<()> {
                 let nr = k.gemm_tile().nr;
                 match w {

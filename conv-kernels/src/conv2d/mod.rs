@@ -3,11 +3,15 @@
 //! # Algorithms ([`ConvAlgo`])
 //!
 //! * [`ConvAlgo::Im2colGemm`] (`im2col.rs`): a chunk of images is unrolled into a
-//!   `[C·KH·KW, images·OH·OW]` matrix and multiplied by the weights with `matrixmultiply`'s
-//!   sgemm; the bias + ReLU epilogue is fused into the copy out. The GEMM runs near peak
-//!   (50-65 % of the core's FMA peak on both Table 1 layers), so it wins conv1 everywhere
-//!   and conv2 at batch 1 and on the portable and NEON tiers.
-//!   Both gradients always use it: `dcol = Wᵀ·dY` then col2im, and `dW = dY·colᵀ`.
+//!   `[C·KH·KW, images·OH·OW]` matrix and multiplied by the weights; the bias + ReLU
+//!   epilogue (and, fused, the 2x2 max-pool) is applied on the way out. On AVX-512 the
+//!   weight is packed once (per call, or per model version by [`PackedConv`]) for our GEMM
+//!   and, for 'valid' rows of whole 8-float moves, the unrolled matrix is written straight
+//!   into our GEMM's packed B panels (implicit GEMM: never materialised); elsewhere
+//!   `matrixmultiply`'s sgemm multiplies it (it won or tied on AVX2). It wins conv1
+//!   everywhere and conv2 at batch 1 and on the portable and NEON tiers.
+//!   Both gradients always use it: `dcol = Wᵀ·dY` then col2im (Wᵀ packed once per call on
+//!   AVX-512), and `dW = dY·colᵀ`.
 //! * [`ConvAlgo::Direct`] (`direct.rs`, forward only): output rows accumulate in SIMD
 //!   registers straight from a zero-padded copy of the image (one weight broadcast and one
 //!   load per multiply-add). Meant for small K (conv1: one channel, 25 taps), but measured
