@@ -6,14 +6,35 @@ use tokio::io::AsyncWriteExt;
 
 use crate::common::{Server, mnist_images};
 
-fn images_predicted(metrics: &str) -> u64 {
+fn metric(metrics: &str, name: &str) -> u64 {
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix("fn_serve_images_predicted_total "))
-        .unwrap_or_else(|| panic!("no images counter in\n{metrics}"))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
         .trim()
         .parse()
         .unwrap()
+}
+
+fn images_predicted(metrics: &str) -> u64 {
+    metric(metrics, "fn_serve_images_predicted_total")
+}
+
+/// UINT8 bytes of the large request's 10,000 images, once decoded.
+const LARGE_INPUT_BYTES: u64 = 10_000 * 28 * 28;
+
+/// Waits until the server holds the large request's whole decoded input: it is then being
+/// computed (the bytes are released when its computation ends). A fixed 700 ms sleep raced
+/// the engine: on a fast CPU (Zen 5) the 10,000 images were computed before it ended.
+async fn wait_until_computing(s: &Server) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while metric(&s.metrics_text().await, "fn_serve_inflight_input_bytes") < LARGE_INPUT_BYTES {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the large request was never held decoded"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 #[tokio::test]
@@ -37,7 +58,7 @@ async fn a_large_request_whose_client_has_gone_stops_and_frees_the_thread() {
     );
     conn.write_all(head.as_bytes()).await.unwrap();
     conn.write_all(body.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    wait_until_computing(&s).await;
     drop(conn);
 
     // One small request on the single compute thread: it runs after the big one stopped.
@@ -70,7 +91,7 @@ async fn a_small_request_does_not_wait_for_a_large_one_to_finish() {
             status
         })
     };
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    wait_until_computing(&s).await;
     let small = crate::common::v2_f32_body(&crate::common::to_f32(&px[..784]), &[1, 1, 28, 28]);
     let t = std::time::Instant::now();
     let (status, _) = s.post_json("/v2/models/mnist/infer", small).await;
