@@ -216,8 +216,8 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
     let c_all = g.in_channels;
     let padded = padded_tiles(t_all, nr);
     let vs = plane_stride(c_all, padded);
-    // Offset in a plane of (row c, tile t), t a multiple of V::LANES (so its vector stays in
-    // one panel): `(panel part, row part)` with the panel part depending on t only.
+    // The offset in a plane of (row c, tile t) is `row_at(c) + col_at(c, t)`; t is a
+    // multiple of V::LANES, so a vector of tiles from t stays within one panel.
     let row_at = |c: usize| -> usize {
         if nr == 0 {
             c * t_all

@@ -232,3 +232,18 @@ unsafe fn store<V: F32Vec, const MR: usize, const NV: usize>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MAX_NR;
+    use crate::dispatch::Kernels;
+
+    /// Scratch sized with [`MAX_NR`] (the Winograd V planes) fits every tier's panels.
+    #[test]
+    fn every_tier_panel_width_divides_max_nr() {
+        for k in Kernels::available() {
+            let nr = k.gemm_tile().nr;
+            assert!(MAX_NR.is_multiple_of(nr), "{:?}: NR {nr}", k.isa());
+        }
+    }
+}
