@@ -15,10 +15,11 @@
 
 use crate::dispatch::{Isa, Kernels};
 use crate::error::Result;
-use crate::gemm::{KC, MatMut, MatRef, Operand, PackedPanels, sgemm, sgemm_rows_par};
+use crate::gemm::{
+    KC, MAX_NR, MatMut, MatRef, Operand, PackedPanels, PanelsRef, packed_len, sgemm, sgemm_rows_par,
+};
 use crate::geometry::{Conv2dGeometry, Pool2dGeometry};
 use rayon::prelude::*;
-use std::cell::RefCell;
 
 /// GEMM columns a chunk aims for. Measured on conv2 (P = 64): 256 beats 64, 128, 512, 1024
 /// and the whole batch; larger chunks push col out of L2, smaller ones repack W too often.
@@ -70,12 +71,6 @@ fn weight_gemm(
     }
 }
 
-thread_local! {
-    /// Per-thread implicit-GEMM operand (the packed B of [`im2col_panels`]), grown on
-    /// demand and kept, like the GEMM's own packing buffer.
-    static PACKED_COL: RefCell<PackedPanels> = RefCell::new(PackedPanels::empty_b());
-}
-
 /// Sizes of the im2col path for one geometry.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Im2colPlan {
@@ -85,7 +80,10 @@ pub(crate) struct Im2colPlan {
     pub p: usize,
     /// Images per chunk.
     pub cn: usize,
-    /// Elements of one worker's scratch slot: col `[k, cn*p]` + staging `[O, cn*p]`.
+    /// Elements of col's region in a slot: `[k, cn*p]`, or the same as packed B panels
+    /// (columns rounded up to whole panels of any tier) for the implicit GEMM.
+    pub col_len: usize,
+    /// Elements of one worker's scratch slot: col's region + staging `[O, cn*p]`.
     pub slot_len: usize,
 }
 
@@ -94,8 +92,15 @@ impl Im2colPlan {
         let k = g.in_channels * g.kernel_h * g.kernel_w;
         let p = g.out_h * g.out_w;
         let cn = TARGET_COLS.div_ceil(p).clamp(1, g.batch);
-        let slot_len = (k + g.out_channels) * cn * p;
-        Self { k, p, cn, slot_len }
+        let col_len = k * (cn * p).next_multiple_of(MAX_NR);
+        let slot_len = col_len + g.out_channels * cn * p;
+        Self {
+            k,
+            p,
+            cn,
+            col_len,
+            slot_len,
+        }
     }
 }
 
@@ -430,6 +435,7 @@ pub(crate) fn forward(
     } else {
         None
     };
+    let nr = k.gemm_tile().nr;
     for_chunks(
         g,
         &plan,
@@ -440,20 +446,18 @@ pub(crate) fn forward(
         |n0, nimg, out, slot| {
             let cols = nimg * p;
             let xs = &x[n0 * in_img..][..nimg * in_img];
-            let (col, rest) = slot.split_at_mut(kk * cols);
-            // `C = W · col`: implicit GEMM (col written straight into packed B panels) where
-            // the weight is packed and the rows allow it, else col unrolled and multiplied
-            // on the weight's GEMM.
+            let (col, rest) = slot.split_at_mut(plan.col_len);
+            // `C = W · col`: implicit GEMM (col written straight into packed B panels in
+            // col's region) where the weight is packed and the rows allow it, else col
+            // unrolled and multiplied on the weight's GEMM.
             let product = |c: MatMut<'_>, col: &mut [f32]| -> Result<()> {
-                let nr = k.gemm_tile().nr;
                 match w {
-                    Weight::Packed(a) if panels_apply(g, nr) => PACKED_COL.with_borrow_mut(|pb| {
-                        pb.refill_b(kk, cols, nr, KC, |d| {
-                            (k.im2col_panels)(g, xs, nimg, nr, KC, d)
-                        });
-                        let (a, b) = (Operand::Packed(a), Operand::Packed(pb));
-                        k.gemm(o_ch, kk, cols, 1.0, a, b, 0.0, c)
-                    }),
+                    Weight::Packed(a) if panels_apply(g, nr) => {
+                        let panels = &mut col[..packed_len(cols, kk, nr)];
+                        (k.im2col_panels)(g, xs, nimg, nr, KC, panels);
+                        let b = PanelsRef::b(kk, cols, nr, KC, panels);
+                        k.gemm_b_panels(o_ch, kk, cols, Operand::Packed(a), b, c)
+                    }
                     _ => {
                         (k.im2col)(g, xs, nimg, col);
                         weight_gemm(k, w, (o_ch, kk, cols), MatRef::row_major(col, cols), c)
@@ -662,12 +666,9 @@ mod tests {
             // B = col (kk x cols, row-major) seen as its transpose, as gemm_pack_b does.
             let bt = MatRef { data: &col, rs: 1, cs: cols };
             let want = pack_all(Side::B, &bt, cols, kk, nr, kc);
-            let mut got = PackedPanels::empty_b();
-            got.refill_b(kk, cols, nr, kc, |d| {
-                d.fill(f32::NAN);
-                im2col_panels(&g, &x, n, nr, kc, d);
-            });
-            prop_assert_eq!(&got, &want, "{:?}", g);
+            let mut got = vec![f32::NAN; packed_len(cols, kk, nr)];
+            im2col_panels(&g, &x, n, nr, kc, &mut got);
+            prop_assert_eq!(&got, &want.data, "{:?}", g);
         }
     }
 }

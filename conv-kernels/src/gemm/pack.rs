@@ -99,43 +99,6 @@ impl PackedPanels {
     }
 }
 
-impl PackedPanels {
-    /// An empty B operand, to be filled by [`PackedPanels::refill_b`] (a buffer reused
-    /// across calls).
-    pub(crate) fn empty_b() -> Self {
-        Self {
-            side: Side::B,
-            outer: 0,
-            k: 0,
-            r: 1,
-            kc: 1,
-            data: Vec::new(),
-        }
-    }
-
-    /// Re-shapes `self` as the right operand `B[k x n]` in panels of `r` columns and
-    /// reduction blocks of `kc`, keeping its allocation, and hands its data (every value
-    /// stale) to `fill`, which must write all of it in this module's layout: block `b` at
-    /// `b · kc · padded n`, its panel `q` `q · kc_b · r` further on, step `p` of the panel
-    /// holding columns `q·r .. q·r + r` of row `b·kc + p` contiguously, zeros past `n`.
-    pub(crate) fn refill_b(
-        &mut self,
-        k: usize,
-        n: usize,
-        r: usize,
-        kc: usize,
-        fill: impl FnOnce(&mut [f32]),
-    ) {
-        let len = packed_len(n, k, r);
-        if self.data.len() < len {
-            self.data.resize(len, 0.0);
-        }
-        self.data.truncate(len);
-        (self.side, self.outer, self.k, self.r, self.kc) = (Side::B, n, k, r, kc);
-        fill(&mut self.data);
-    }
-}
-
 /// Elements of a packing of an `outer x k` operand into width-`r` panels.
 pub(crate) fn packed_len(outer: usize, k: usize, r: usize) -> usize {
     outer.div_ceil(r) * r * k

@@ -431,3 +431,10 @@ fn packed_conv_forward_equals_unpacked_winograd_and_matches_reference() {
 fn conv2d_matches_reference_more_channels_than_a_reduction_block() {
     case(3, 260, 7, 6, 3, 5, 5, Padding::Same);
 }
+
+/// Implicit GEMM (AVX-512) with a chunk whose columns (2 images x 24 pixels) leave the last
+/// B panel partial: the panels, padded, live in the scratch slot's col region.
+#[test]
+fn conv2d_matches_reference_implicit_gemm_partial_last_panel() {
+    case(2, 3, 7, 12, 5, 5, 5, Padding::Valid);
+}
