@@ -33,7 +33,7 @@ pub enum Operand<'a> {
 
 /// An operand as the loop nest reads it: a view to pack, or panels to slice.
 #[derive(Clone, Copy)]
-enum Src<'a> {
+pub(crate) enum Src<'a> {
     View(MatRef<'a>),
     Packed(PanelsRef<'a>),
 }
@@ -112,7 +112,7 @@ impl Kernels {
         beta: f32,
         c: MatMut<'_>,
     ) -> Result<()> {
-        self.gemm_rows(m, k, n, 0, m, alpha, a, b, beta, c)
+        self.gemm_rows(m, k, n, 0, m, alpha, a.into(), b.into(), beta, c)
     }
 
     /// [`Kernels::gemm`] with B already in packed panels somewhere other than a
@@ -127,30 +127,13 @@ impl Kernels {
         b: PanelsRef<'_>,
         c: MatMut<'_>,
     ) -> Result<()> {
-        self.gemm_src(m, k, n, 0, m, 1.0, a.into(), Src::Packed(b), 0.0, c)
+        self.gemm_rows(m, k, n, 0, m, 1.0, a.into(), Src::Packed(b), 0.0, c)
     }
 
     /// Rows `[r0, r0 + rows)` of the product into `c` (whose row 0 is C's row `r0`); `r0`
     /// is a multiple of MR when A is packed.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn gemm_rows(
-        &self,
-        m: usize,
-        k: usize,
-        n: usize,
-        r0: usize,
-        rows: usize,
-        alpha: f32,
-        a: Operand<'_>,
-        b: Operand<'_>,
-        beta: f32,
-        c: MatMut<'_>,
-    ) -> Result<()> {
-        self.gemm_src(m, k, n, r0, rows, alpha, a.into(), b.into(), beta, c)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn gemm_src(
         &self,
         m: usize,
         k: usize,

@@ -310,7 +310,7 @@ impl Kernels {
             |c| self.gemm(m, k, n, alpha, a, b, beta, MatMut::row_major(c, c_ld)),
             |r0, rows, c_panel| {
                 let c = MatMut::row_major(c_panel, c_ld);
-                self.gemm_rows(m, k, n, r0, rows, alpha, a, b, beta, c)
+                self.gemm_rows(m, k, n, r0, rows, alpha, a.into(), b.into(), beta, c)
             },
         )
     }
