@@ -138,8 +138,14 @@ pub fn winograd_pays(isa: Isa) -> bool {
 /// filters are transformed once per model version, so only the per-image work counts. Batch
 /// 1 does not gain: on AVX-512 one image's 16 tiles half-fill the 32-column GEMM tile (model
 /// bench batch 1, 0.36 vs 0.29 ms on Zen 4); on AVX2 it ties (0.157-0.160 vs 0.128-0.160
-/// ms im2col, Zen 3). From batch 4 the per-image saving wins (batch 8 above).
+/// ms im2col, Zen 3); on Zen 5 (AVX-512) the implicit-GEMM im2col on the packed weight wins
+/// it in the model bench (61.3 vs 65-66 us). From batch 4 the per-image saving wins (batch 8
+/// above).
 pub const PACKED_WINOGRAD_MIN_BATCH: usize = 4;
+
+// `PackedConv` runs im2col wherever its own Winograd rule does not apply, which is only
+// what `Auto` would run if `Auto` takes Winograd from no fewer images.
+const _: () = assert!(PACKED_WINOGRAD_MIN_BATCH <= WINOGRAD_MIN_BATCH);
 
 /// Scratch elements one worker needs for any conv2d kernel of geometry `g`.
 pub fn conv2d_scratch_slot_len(g: &Conv2dGeometry) -> usize {

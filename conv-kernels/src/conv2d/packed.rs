@@ -72,8 +72,8 @@ impl PackedConv {
     }
 
     /// The forward pass (pooled when `pool`) after the caller's checks: Winograd on the
-    /// prepared filters when [`Self::runs_winograd`], else what `Auto` runs, on the
-    /// prepared im2col weight where there is one.
+    /// prepared filters when [`Self::runs_winograd`], else im2col (what `Auto` runs there),
+    /// on the prepared im2col weight where there is one.
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
@@ -90,25 +90,12 @@ impl PackedConv {
         if let (Some(u), true) = (&self.winograd, self.runs_winograd(g)) {
             return winograd::forward(k, g, input, u, bias, relu, pool, out, scratch);
         }
-        match ConvAlgo::Auto.resolve_for(g, k.isa()) {
-            ConvAlgo::Im2colGemm => {
-                let w = self.im2col_weight();
-                im2col::forward(k, g, input, w, bias, relu, pool, out, scratch)
-            }
-            _ if pool => {
-                k.conv2d_forward_maxpool2x2(g, input, &self.weight, bias, activation, out, scratch)
-            }
-            _ => k.conv2d_forward(
-                g,
-                ConvAlgo::Auto,
-                input,
-                &self.weight,
-                bias,
-                activation,
-                out,
-                scratch,
-            ),
-        }
+        // Below the packed Winograd rule `Auto` runs im2col too: its Winograd rule needs the
+        // same filters and a larger batch (checked at compile time in `super`), and it
+        // never picks Direct.
+        debug_assert_eq!(ConvAlgo::Auto.resolve_for(g, k.isa()), ConvAlgo::Im2colGemm);
+        let w = self.im2col_weight();
+        im2col::forward(k, g, input, w, bias, relu, pool, out, scratch)
     }
 
     fn check(&self, op: &'static str, k: &Kernels, g: &Conv2dGeometry) -> Result<()> {
