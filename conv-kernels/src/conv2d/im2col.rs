@@ -52,8 +52,13 @@ pub(crate) fn pack_forward_weight(
     kk: usize,
     w: &[f32],
 ) -> Result<Option<PackedPanels>> {
+    pack_weight(k, out_channels, kk, MatRef::row_major(w, kk))
+}
+
+/// The weight operand `a` (`m x kk`) packed for our GEMM where [`packs_weight`].
+fn pack_weight(k: &Kernels, m: usize, kk: usize, a: MatRef<'_>) -> Result<Option<PackedPanels>> {
     packs_weight(k.isa())
-        .then(|| k.gemm_pack_a(out_channels, kk, MatRef::row_major(w, kk)))
+        .then(|| k.gemm_pack_a(m, kk, a))
         .transpose()
 }
 
@@ -545,9 +550,7 @@ pub(crate) fn backward_input(
     let plan = Im2colPlan::new(g);
     let (kk, p, o_ch) = (plan.k, plan.p, g.out_channels);
     let wt = MatRef::col_major(w, kk);
-    let packed = packs_weight(k.isa())
-        .then(|| k.gemm_pack_a(kk, o_ch, wt))
-        .transpose()?;
+    let packed = pack_weight(k, kk, o_ch, wt)?;
     let wt = packed.as_ref().map_or(Weight::Raw(wt), Weight::Packed);
     let in_img = g.in_channels * g.in_h * g.in_w;
     let flops = 2 * g.output_len() * kk;
