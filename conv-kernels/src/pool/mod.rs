@@ -143,7 +143,7 @@ pub(crate) unsafe fn plane_2x2_simd<V: F32Vec>(
     out: &mut [f32],
     argmax: &mut [u32],
 ) {
-    // SAFETY: forwarded precondition.
+    // SAFETY: forwarded precondition (the CPU supports `V`'s ISA), the only one.
     unsafe { plane_2x2::<V, true>(g, x, out, argmax) }
 }
 
@@ -158,12 +158,17 @@ pub(crate) unsafe fn plane_2x2_values_simd<V: F32Vec>(
     x: &[f32],
     out: &mut [f32],
 ) {
-    // SAFETY: forwarded precondition.
+    // SAFETY: forwarded precondition (the CPU supports `V`'s ISA); no argmax is written.
     unsafe { plane_2x2::<V, false>(g, x, out, &mut []) }
 }
 
+/// One plane, 2x2 window, stride 2, shared by [`plane_2x2_simd`] and
+/// [`plane_2x2_values_simd`]: the argmax is written only when `ARGMAX` (else `argmax` may be
+/// empty; its stores are compiled out). Slices are bounds-checked, so a short `argmax`
+/// panics rather than writing out of bounds.
+///
 /// # Safety
-/// The CPU supports `V`'s ISA; `argmax` holds the plane's outputs when `ARGMAX`.
+/// The CPU supports `V`'s ISA.
 #[inline(always)]
 unsafe fn plane_2x2<V: F32Vec, const ARGMAX: bool>(
     g: &Pool2dGeometry,
