@@ -150,7 +150,7 @@ const _: () = assert!(PACKED_WINOGRAD_MIN_BATCH <= WINOGRAD_MIN_BATCH);
 /// Scratch elements one worker needs for any conv2d kernel of geometry `g`.
 pub fn conv2d_scratch_slot_len(g: &Conv2dGeometry) -> usize {
     let w = if winograd::applies(g) {
-        winograd::WinogradPlan::new(g).slot_len()
+        winograd::WinogradPlan::new(g, winograd::MAX_LANES).slot_len()
     } else {
         0
     };

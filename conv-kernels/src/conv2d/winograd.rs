@@ -18,9 +18,7 @@
 
 use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};
-use crate::gemm::{
-    KC, MAX_NR, MatMut, MatRef, Operand, PackedPanels, PanelsRef, packed_len, sgemm,
-};
+use crate::gemm::{MatMut, MatRef, PackedPanels, sgemm};
 use crate::geometry::Conv2dGeometry;
 use crate::simd::F32Vec;
 use rayon::prelude::*;
@@ -30,19 +28,19 @@ const ALPHA: usize = 6;
 /// Positions of the transformed tile.
 const XI: usize = ALPHA * ALPHA;
 /// Widest vector of any tier: transforms process this many tiles at most per step.
-const MAX_LANES: usize = 16;
+pub(crate) const MAX_LANES: usize = 16;
 /// Tiles a chunk aims for: V (36·C·T) and M (36·O·T) of conv2 stay within L2 (measured,
 /// see BENCHMARKS.md).
 const TARGET_TILES: usize = 64;
 
-/// Distance in floats between the 36 planes (one per ξ) of V `[36, C, T]` or M `[36, O, T]`
-/// with `rows` rows of `t` tiles: the plane size rounded up to a cache line plus one line.
+/// Distance in floats between the 36 planes (one per ξ) of V `[36, T, C]` or M `[36, T, O]`
+/// holding `len` values each: the plane size rounded up to a cache line plus one line.
 /// Without the extra line, conv2's planes are 8 or 16 KiB apart, so the 36 values one
 /// transform step reads (output) or writes (input) all fall into the same L1 set and evict
 /// each other (an 8-way cache holds 8 of them); a one-line skew spreads them over 36 sets.
-pub(crate) fn plane_stride(rows: usize, t: usize) -> usize {
+pub(crate) fn plane_stride(len: usize) -> usize {
     const LINE: usize = 16;
-    (rows * t).next_multiple_of(LINE) + LINE
+    len.next_multiple_of(LINE) + LINE
 }
 
 /// Whether this path computes `g` (5x5 kernels, any padding).
@@ -50,35 +48,58 @@ pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
     g.kernel_h == 5 && g.kernel_w == 5
 }
 
-/// Sizes of the Winograd path for one geometry.
+/// Sizes of the Winograd path for one geometry and vector width.
+///
+/// The transforms run with one vector over channels: the chunk's input is first staged
+/// channels-last (`[img, H, W, Cp]`, zero borders where the tiles overhang), so every tile
+/// value of a block of channels is one contiguous vector load, and V `[36, T, Cp]` and M
+/// `[36, T, Op]` are row-major with channels contiguous. The GEMMs `M[ξ] = V[ξ] · U[ξ]`
+/// read V in place (no packing) against U packed once.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WinogradPlan {
     tiles_h: usize,
     tiles_w: usize,
+    /// Staged rows and columns per image (the tiles' extent: `2 · tiles + 4`).
+    stage_h: usize,
+    stage_w: usize,
+    /// Input and output channels rounded up to whole vectors.
+    cp: usize,
+    op: usize,
     /// Images per chunk.
     cn: usize,
-    /// Elements of one worker's V `[36, C, T]` plus M `[36, O, T]` (planes
-    /// [`plane_stride`] apart).
+    /// Elements of one worker's staging, V, M and padded bias.
     work_len: usize,
 }
 
+/// `n` rounded up to whole vectors of `lanes`.
+fn padded(n: usize, lanes: usize) -> usize {
+    n.next_multiple_of(lanes)
+}
+
 impl WinogradPlan {
-    pub(crate) fn new(g: &Conv2dGeometry) -> Self {
+    /// The plan for vectors of `lanes` floats; with [`MAX_LANES`] its slot fits every tier.
+    pub(crate) fn new(g: &Conv2dGeometry, lanes: usize) -> Self {
         let (tiles_h, tiles_w) = (g.out_h.div_ceil(2), g.out_w.div_ceil(2));
         let per_img = tiles_h * tiles_w;
         let cn = TARGET_TILES.div_ceil(per_img).clamp(1, g.batch);
         let t = cn * per_img;
+        let (stage_h, stage_w) = (2 * tiles_h + 4, 2 * tiles_w + 4);
+        let (cp, op) = (padded(g.in_channels, lanes), padded(g.out_channels, lanes));
         Self {
             tiles_h,
             tiles_w,
+            stage_h,
+            stage_w,
+            cp,
+            op,
             cn,
-            work_len: XI
-                * (plane_stride(g.in_channels, t.next_multiple_of(MAX_NR))
-                    + plane_stride(g.out_channels, t)),
+            work_len: cn * stage_h * stage_w * cp
+                + XI * (plane_stride(t * cp) + plane_stride(t * op))
+                + op,
         }
     }
 
-    /// Scratch one worker slot must hold: its V and M (the packed U lives outside).
+    /// Scratch one worker slot must hold: its staging, V, M and bias (U lives outside).
     pub(crate) fn slot_len(&self) -> usize {
         self.work_len
     }
@@ -186,159 +207,87 @@ pub(crate) unsafe fn weights_simd<V: F32Vec>(w: &[f32], u: &mut [f32]) {
     }
 }
 
-/// Tiles of a V plane with its columns rounded up to whole panels of `nr` (`nr` = 0:
-/// row-major, no rounding).
-pub(crate) fn padded_tiles(t: usize, nr: usize) -> usize {
-    if nr == 0 { t } else { t.next_multiple_of(nr) }
+/// Copies `nimg` NCHW images of `x` into `stage`, channels-last `[img, stage_h, stage_w,
+/// cp]`: staged position `(i, j)` holds input row `i - pad_top`, column `j - pad_left`, and
+/// zeros where that lies outside the image or the channel is padding.
+fn stage_input(g: &Conv2dGeometry, plan: &WinogradPlan, x: &[f32], nimg: usize, stage: &mut [f32]) {
+    let (sh, sw, cp) = (plan.stage_h, plan.stage_w, plan.cp);
+    let stage = &mut stage[..nimg * sh * sw * cp];
+    let covers =
+        g.pad_top == 0 && g.pad_left == 0 && sh <= g.in_h && sw <= g.in_w && cp == g.in_channels;
+    if !covers {
+        stage.fill(0.0);
+    }
+    let (rows, cols) = (
+        g.in_h.min(sh.saturating_sub(g.pad_top)),
+        g.in_w.min(sw.saturating_sub(g.pad_left)),
+    );
+    let plane = g.in_h * g.in_w;
+    for (img, dst) in stage.chunks_exact_mut(sh * sw * cp).enumerate() {
+        let src = &x[img * g.in_channels * plane..][..g.in_channels * plane];
+        for (c, chan) in src.chunks_exact(plane).enumerate() {
+            for h in 0..rows {
+                let row = &chan[h * g.in_w..][..cols];
+                let at = ((h + g.pad_top) * sw + g.pad_left) * cp + c;
+                for (w, &val) in row.iter().enumerate() {
+                    dst[at + w * cp] = val;
+                }
+            }
+        }
+    }
 }
 
-/// Transforms the input tiles of `nimg` images of `x` into `v` `[36, C, T]` (T = nimg ·
-/// tiles per image; `v[ξ]` is the `C x T` right GEMM operand), planes
-/// [`plane_stride`]`(C, `[`padded_tiles`]`(T, nr))` apart. With `nr` = 0 each plane is
-/// row-major (for `matrixmultiply`); else it is already in our GEMM's packed-B layout
-/// (panels of `nr` columns, reduction blocks of `KC`, zeros past column T), so the GEMM
-/// packs nothing. One tile per lane; `nr` must be a multiple of `V::LANES`.
+/// Transforms every tile of the staged chunk `stage` (`nimg` images, from [`stage_input`])
+/// into `v` `[36, T, cp]` (T = nimg · tiles per image, planes [`plane_stride`]`(T · cp)`
+/// apart): `v[ξ]` is the `T x cp` left GEMM operand, row-major. One vector of channels per
+/// step, `cp` a multiple of `V::LANES`.
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA.
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // i, j index the 6x6 tile on both sides
 pub(crate) unsafe fn input_simd<V: F32Vec>(
     g: &Conv2dGeometry,
-    x: &[f32],
+    stage: &[f32],
     nimg: usize,
-    nr: usize,
+    cp: usize,
     v: &mut [f32],
 ) {
     let (tiles_h, tiles_w) = (g.out_h.div_ceil(2), g.out_w.div_ceil(2));
-    let per_img = tiles_h * tiles_w;
-    let t_all = nimg * per_img;
-    let c_all = g.in_channels;
-    let padded = padded_tiles(t_all, nr);
-    let vs = plane_stride(c_all, padded);
-    // The offset in a plane of (row c, tile t) is `row_at(c) + col_at(c, t)`; t is a
-    // multiple of V::LANES, so a vector of tiles from t stays within one panel.
-    let row_at = |c: usize| -> usize {
-        if nr == 0 {
-            c * t_all
-        } else {
-            let pc = c / KC * KC;
-            pc * padded + (c - pc) * nr
-        }
-    };
-    let col_at = |c: usize, t: usize| -> usize {
-        match t.checked_div(nr) {
-            None => t,
-            Some(q) => {
-                let pc = c / KC * KC;
-                q * KC.min(c_all - pc) * nr + t % nr
-            }
-        }
-    };
-    let plane = g.in_h * g.in_w;
-    let mut d = [0.0f32; XI * MAX_LANES];
-    let mut res = [0.0f32; XI * MAX_LANES];
-    let mut t0 = 0;
-    while t0 < t_all {
-        let n = V::LANES.min(t_all - t0);
-        // Each lane's tile, once per group of tiles (not per channel): the offset of its
-        // top-left input in channel 0 of its image, and its origin for the padded case.
-        let mut start = [0usize; MAX_LANES];
-        let mut origin = [(0isize, 0isize); MAX_LANES];
-        let mut inside = true;
-        for q in 0..V::LANES {
-            let t = t0 + q.min(n - 1);
-            let (img, tile) = (t / per_img, t % per_img);
-            let (th, tw) = (tile / tiles_w, tile % tiles_w);
-            let (r0, c0) = (
-                2 * th as isize - g.pad_top as isize,
-                2 * tw as isize - g.pad_left as isize,
-            );
-            inside &= r0 >= 0
-                && c0 >= 0
-                && r0 as usize + ALPHA <= g.in_h
-                && c0 as usize + ALPHA <= g.in_w;
-            origin[q] = (r0, c0);
-            start[q] = img * c_all * plane + (r0.max(0) as usize) * g.in_w + c0.max(0) as usize;
-        }
-        for c in 0..c_all {
-            let at = row_at(c) + col_at(c, t0);
-            if inside {
-                for (q, &s0) in start[..V::LANES].iter().enumerate() {
-                    let base = s0 + c * plane;
-                    for a in 0..ALPHA {
-                        let row = &x[base + a * g.in_w..][..ALPHA];
-                        for (b, &val) in row.iter().enumerate() {
-                            d[(a * ALPHA + b) * MAX_LANES + q] = val;
+    let (sh, sw) = (2 * tiles_h + 4, 2 * tiles_w + 4);
+    let t_all = nimg * tiles_h * tiles_w;
+    let vs = plane_stride(t_all * cp);
+    let mut t = 0;
+    for img in 0..nimg {
+        for th in 0..tiles_h {
+            for tw in 0..tiles_w {
+                let base = ((img * sh + 2 * th) * sw + 2 * tw) * cp;
+                let mut c0 = 0;
+                while c0 < cp {
+                    // SAFETY: the caller guarantees `V`'s ISA; loads and stores are through
+                    // slices. Plain loops, no closures (see `output_simd`).
+                    unsafe {
+                        let zero = V::splat(0.0);
+                        let mut cols = [[zero; 6]; 6]; // cols[j] = Bᵀ d[:, j]
+                        for (j, col) in cols.iter_mut().enumerate() {
+                            let mut dj = [zero; 6];
+                            for (a, d) in dj.iter_mut().enumerate() {
+                                *d = V::load(&stage[base + (a * sw + j) * cp + c0..]);
+                            }
+                            *col = bt(dj);
+                        }
+                        for i in 0..6 {
+                            let mut row = [zero; 6];
+                            for (j, r) in row.iter_mut().enumerate() {
+                                *r = cols[j][i];
+                            }
+                            for (l, val) in bt(row).iter().enumerate() {
+                                val.store(&mut v[(i * ALPHA + l) * vs + t * cp + c0..]);
+                            }
                         }
                     }
+                    c0 += V::LANES;
                 }
-            } else {
-                for q in 0..V::LANES {
-                    let t = t0 + q.min(n - 1);
-                    let src = &x[((t / per_img) * c_all + c) * plane..][..plane];
-                    let (r0, c0) = origin[q];
-                    for a in 0..ALPHA {
-                        for b in 0..ALPHA {
-                            let (ih, iw) = (r0 + a as isize, c0 + b as isize);
-                            let ok = ih >= 0
-                                && iw >= 0
-                                && (ih as usize) < g.in_h
-                                && (iw as usize) < g.in_w;
-                            d[(a * ALPHA + b) * MAX_LANES + q] = if ok {
-                                src[ih as usize * g.in_w + iw as usize]
-                            } else {
-                                0.0
-                            };
-                        }
-                    }
-                }
-            }
-            // SAFETY: the caller guarantees `V`'s ISA; loads and stores are through slices.
-            unsafe {
-                // Plain loops, no closures (see `output_simd`).
-                let zero = V::splat(0.0);
-                let mut cols = [[zero; 6]; 6]; // cols[j] = Bᵀ d[:, j]
-                for (j, col) in cols.iter_mut().enumerate() {
-                    let mut dj = [zero; 6];
-                    for (a, v) in dj.iter_mut().enumerate() {
-                        *v = V::load(&d[(a * ALPHA + j) * MAX_LANES..]);
-                    }
-                    *col = bt(dj);
-                }
-                for i in 0..6 {
-                    let mut row = [zero; 6];
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = cols[j][i];
-                    }
-                    for (l, val) in bt(row).iter().enumerate() {
-                        let xi = i * ALPHA + l;
-                        if n == V::LANES {
-                            // A whole vector of tiles: straight into V (no staging copy).
-                            val.store(&mut v[xi * vs + at..]);
-                        } else {
-                            val.store(&mut res[xi * MAX_LANES..]);
-                        }
-                    }
-                }
-            }
-            if n < V::LANES {
-                for xi in 0..XI {
-                    let dst = &mut v[xi * vs + at..][..n];
-                    for (d, s) in dst.iter_mut().zip(&res[xi * MAX_LANES..]) {
-                        *d = *s;
-                    }
-                }
-            }
-        }
-        t0 += n;
-    }
-    if padded > t_all {
-        // The last panel's columns past T: zeros, as the GEMM's own packing writes.
-        for xi in 0..XI {
-            for c in 0..c_all {
-                let at = xi * vs + row_at(c) + col_at(c, t_all);
-                v[at..][..padded - t_all].fill(0.0);
+                t += 1;
             }
         }
     }
@@ -347,12 +296,15 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
 /// Arguments of the output transform.
 #[derive(Debug)]
 pub(crate) struct OutputArgs<'a> {
-    /// The transformed products `[36, O, T]`.
+    /// The transformed products `[36, T, op]`.
     pub m: &'a [f32],
     /// Images of the chunk.
     pub nimg: usize,
-    /// Per-output-channel bias.
-    pub bias: Option<&'a [f32]>,
+    /// Output channels rounded up to whole vectors (M's row length).
+    pub op: usize,
+    /// Per-output-channel bias, `op` long (zeros past the channels, and everywhere without
+    /// a bias).
+    pub bias: &'a [f32],
     /// Apply ReLU after the bias.
     pub relu: bool,
     /// Write the maximum of each 2x2 output tile (a fused 2x2 stride-2 max-pool: `out` is
@@ -361,7 +313,7 @@ pub(crate) struct OutputArgs<'a> {
 }
 
 /// Transforms `m` back into 2x2 output tiles, adds the bias, applies ReLU and writes the
-/// chunk's NCHW output `out` (`nimg` images). One tile per lane.
+/// chunk's NCHW output `out` (`nimg` images). One vector of output channels per step.
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA.
@@ -374,38 +326,27 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
     let (tiles_h, tiles_w) = (g.out_h.div_ceil(2), g.out_w.div_ceil(2));
     let per_img = tiles_h * tiles_w;
     let t_all = a.nimg * per_img;
-    let o_all = g.out_channels;
-    let ms = plane_stride(o_all, t_all);
+    let (o_all, op) = (g.out_channels, a.op);
+    let ms = plane_stride(t_all * op);
     let p = g.out_h * g.out_w;
-    let mut mbuf = [0.0f32; XI * MAX_LANES];
     let mut y = [0.0f32; 4 * MAX_LANES];
-    for o in 0..o_all {
-        let bias = a.bias.map_or(0.0, |b| b[o]);
-        let mut t0 = 0;
-        while t0 < t_all {
-            let n = V::LANES.min(t_all - t0);
-            let full = n == V::LANES;
-            if !full {
-                for xi in 0..XI {
-                    mbuf[xi * MAX_LANES..][..n]
-                        .copy_from_slice(&a.m[xi * ms + o * t_all + t0..][..n]);
-                }
-            }
+    for t in 0..t_all {
+        let (img, at_tile) = (t / per_img, t % per_img);
+        let (th, tw) = (at_tile / tiles_w, at_tile % tiles_w);
+        let mut o0 = 0;
+        while o0 < op {
+            let lanes = V::LANES.min(o_all - o0);
             // SAFETY: the caller guarantees `V`'s ISA; loads and stores are through slices.
             unsafe {
                 // Plain loops, no closures: a closure does not inherit the tier's target
                 // features, so its vector loads would become calls (they did: 36 per step).
-                let (src, base, step): (&[f32], usize, usize) = if full {
-                    (a.m, o * t_all + t0, ms)
-                } else {
-                    (&mbuf, 0, MAX_LANES)
-                };
-                let (bv, zero) = (V::splat(bias), V::splat(0.0));
+                let base = t * op + o0;
+                let (bv, zero) = (V::load(&a.bias[o0..]), V::splat(0.0));
                 let mut cols = [[zero; 2]; 6]; // cols[j] = Aᵀ m[:, j]
                 for (j, col) in cols.iter_mut().enumerate() {
                     let mut mj = [zero; 6];
                     for (i, m) in mj.iter_mut().enumerate() {
-                        *m = V::load(&src[base + (i * ALPHA + j) * step..]);
+                        *m = V::load(&a.m[(i * ALPHA + j) * ms + base..]);
                     }
                     *col = at(mj);
                 }
@@ -426,32 +367,20 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
                 if a.pool {
                     // Same order as the 2x2 pool kernel's window: (0,0), (0,1), (1,0), (1,1).
                     let m = tile[1].max(tile[0]).max(tile[2]).max(tile[3]);
-                    if full {
-                        let at = (t0 / per_img * o_all + o) * per_img + t0 % per_img;
-                        if t0 % per_img + n <= per_img {
-                            // The lanes are consecutive tiles of one image: one store.
-                            m.store(&mut out[at..]);
-                            t0 += n;
-                            continue;
-                        }
-                    }
                     m.store(&mut y);
-                    for (q, &val) in y[..n].iter().enumerate() {
-                        let t = t0 + q;
-                        out[(t / per_img * o_all + o) * per_img + t % per_img] = val;
+                    let dst = &mut out[(img * o_all + o0) * per_img + at_tile..];
+                    for (q, &val) in y[..lanes].iter().enumerate() {
+                        dst[q * per_img] = val;
                     }
-                    t0 += n;
+                    o0 += V::LANES;
                     continue;
                 }
                 for (i, v) in tile.iter().enumerate() {
                     v.store(&mut y[i * MAX_LANES..]);
                 }
             }
-            for q in 0..n {
-                let t = t0 + q;
-                let (img, tile) = (t / per_img, t % per_img);
-                let (th, tw) = (tile / tiles_w, tile % tiles_w);
-                let plane = &mut out[(img * o_all + o) * p..][..p];
+            for q in 0..lanes {
+                let plane = &mut out[(img * o_all + o0 + q) * p..][..p];
                 for r in 0..2 {
                     let oh = 2 * th + r;
                     if oh >= g.out_h {
@@ -465,17 +394,18 @@ pub(crate) unsafe fn output_simd<V: F32Vec>(
                     }
                 }
             }
-            t0 += n;
+            o0 += V::LANES;
         }
     }
 }
 
-/// The transformed filters `U[ξ]` (`O x C`) as the tier's GEMM wants them.
+/// The transformed filters `U[ξ]` (`Cp x Op`, zero rows and columns past the channels) as
+/// the tier's GEMM wants them.
 #[derive(Debug, Clone)]
 pub(crate) enum Filters {
-    /// Packed into our GEMM's panels, one per ξ.
+    /// Packed into our GEMM's B panels, one per ξ.
     Packed(Vec<PackedPanels>),
-    /// Row-major `[36, O, C]` for `matrixmultiply`, on tiers where our GEMM loses to it.
+    /// Row-major `[36, Cp, Op]` for `matrixmultiply`, on tiers where our GEMM loses to it.
     Plain(Vec<f32>),
 }
 
@@ -500,17 +430,22 @@ pub(crate) fn pack_weights(
     let per = out_channels * in_channels;
     let mut u = vec![0.0; XI * per];
     (k.winograd_weights)(w, &mut u);
-    if !k.gemm_beats_matrixmultiply() {
-        return Ok(Filters::Plain(u));
+    let (cp, op) = (padded(in_channels, k.lanes), padded(out_channels, k.lanes));
+    // U[ξ] as the right operand: row c, column o holds filter o's channel c.
+    let mut plain = vec![0.0; XI * cp * op];
+    for (uxi, dst) in u.chunks_exact(per).zip(plain.chunks_exact_mut(cp * op)) {
+        for (o, filter) in uxi.chunks_exact(in_channels).enumerate() {
+            for (c, &val) in filter.iter().enumerate() {
+                dst[c * op + o] = val;
+            }
+        }
     }
-    u.chunks_exact(per)
-        .map(|uxi| {
-            k.gemm_pack_a(
-                out_channels,
-                in_channels,
-                MatRef::row_major(uxi, in_channels),
-            )
-        })
+    if !k.gemm_beats_matrixmultiply() {
+        return Ok(Filters::Plain(plain));
+    }
+    plain
+        .chunks_exact(cp * op)
+        .map(|uxi| k.gemm_pack_b(cp, op, MatRef::row_major(uxi, op)))
         .collect::<Result<_>>()
         .map(Filters::Packed)
 }
@@ -530,9 +465,9 @@ pub(crate) fn forward(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<()> {
-    let plan = WinogradPlan::new(g);
+    let plan = WinogradPlan::new(g, k.lanes);
     let work = scratch;
-    let (c_all, o_all) = (g.in_channels, g.out_channels);
+    let (c_all, o_all, cp, op) = (g.in_channels, g.out_channels, plan.cp, plan.op);
     let per_img = plan.tiles_h * plan.tiles_w;
     let in_img = c_all * g.in_h * g.in_w;
     let out_img = if pool {
@@ -540,40 +475,39 @@ pub(crate) fn forward(
     } else {
         o_all * g.out_h * g.out_w
     };
-    // Our GEMM reads V as packed panels written by the input transform; matrixmultiply
-    // reads it row-major.
-    let nr = match u {
-        Filters::Packed(_) => k.gemm_tile().nr,
-        Filters::Plain(_) => 0,
-    };
     let chunk = |n0: usize, out: &mut [f32], slot: &mut [f32]| -> Result<()> {
         let nimg = out.len() / out_img;
         let t = nimg * per_img;
-        let vs = plane_stride(c_all, padded_tiles(t, nr));
-        let ms = plane_stride(o_all, t);
-        let (v, rest) = slot.split_at_mut(XI * vs);
-        let m = &mut rest[..XI * ms];
-        (k.winograd_input)(g, &x[n0 * in_img..][..nimg * in_img], nimg, nr, v);
+        let (vs, ms) = (plane_stride(t * cp), plane_stride(t * op));
+        let (stage, rest) = slot.split_at_mut(plan.cn * plan.stage_h * plan.stage_w * cp);
+        let (v, rest) = rest.split_at_mut(XI * vs);
+        let (m, rest) = rest.split_at_mut(XI * ms);
+        let bias_padded = &mut rest[..op];
+        bias_padded.fill(0.0);
+        if let Some(b) = bias {
+            bias_padded[..o_all].copy_from_slice(&b[..o_all]);
+        }
+        stage_input(g, &plan, &x[n0 * in_img..][..nimg * in_img], nimg, stage);
+        (k.winograd_input)(g, stage, nimg, cp, v);
         for xi in 0..XI {
-            let c = MatMut::row_major(&mut m[xi * ms..][..o_all * t], t);
+            let a = MatRef::row_major(&v[xi * vs..][..t * cp], cp);
+            let c = MatMut::row_major(&mut m[xi * ms..][..t * op], op);
             match u {
                 Filters::Packed(u) => {
-                    let a = u.get(xi).ok_or(KernelError::Overflow { op: "winograd" })?;
-                    let b = &v[xi * vs..][..packed_len(t, c_all, nr)];
-                    let b = PanelsRef::b(c_all, t, nr, KC, b);
-                    k.gemm_b_panels(o_all, c_all, t, Operand::Packed(a), b, c)?
+                    let b = u.get(xi).ok_or(KernelError::Overflow { op: "winograd" })?;
+                    k.gemm_a_in_place(t, cp, op, a, b, c)?
                 }
                 Filters::Plain(u) => {
-                    let a = &u[xi * o_all * c_all..][..o_all * c_all];
-                    let b = MatRef::row_major(&v[xi * vs..][..c_all * t], t);
-                    sgemm(o_all, c_all, t, 1.0, MatRef::row_major(a, c_all), b, 0.0, c)?
+                    let b = MatRef::row_major(&u[xi * cp * op..][..cp * op], op);
+                    sgemm(t, cp, op, 1.0, a, b, 0.0, c)?
                 }
             }
         }
         let args = OutputArgs {
             m,
             nimg,
-            bias,
+            op,
+            bias: bias_padded,
             relu,
             pool,
         };

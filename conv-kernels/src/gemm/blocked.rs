@@ -36,6 +36,9 @@ pub enum Operand<'a> {
 pub(crate) enum Src<'a> {
     View(MatRef<'a>),
     Packed(PanelsRef<'a>),
+    /// A row-major A (`cs` 1) the microkernel reads in place, without packing: for an A
+    /// that is used once and already laid out along the reduction (Winograd's V).
+    Rows(MatRef<'a>),
 }
 
 impl<'a> From<Operand<'a>> for Src<'a> {
@@ -130,6 +133,22 @@ impl Kernels {
         self.gemm_rows(m, k, n, 0, m, 1.0, a.into(), Src::Packed(b), 0.0, c)
     }
 
+    /// `C[m x n] ← A[m x k] · B[k x n]` with A row-major (`cs` 1) read in place by the
+    /// microkernel, no packing (an A used once and already laid out along the reduction),
+    /// and B packed once for this tier.
+    pub(crate) fn gemm_a_in_place(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: MatRef<'_>,
+        b: &PackedPanels,
+        c: MatMut<'_>,
+    ) -> Result<()> {
+        let b = Src::Packed(b.as_panels());
+        self.gemm_rows(m, k, n, 0, m, 1.0, Src::Rows(a), b, 0.0, c)
+    }
+
     /// Rows `[r0, r0 + rows)` of the product into `c` (whose row 0 is C's row `r0`); `r0`
     /// is a multiple of MR when A is packed.
     #[allow(clippy::too_many_arguments)]
@@ -175,12 +194,22 @@ impl Kernels {
                     return Err(err(format!("A: packed rows split at {r0}")));
                 }
             }
-            Src::View(_) => {}
+            Src::Rows(v) if k > 0 => {
+                check_view("A", v.data.len(), m, k, v.rs, v.cs)?;
+                if v.cs != 1 || v.rs == 0 {
+                    return Err(err(format!(
+                        "A: read in place needs row-major rows, got strides {}, {}",
+                        v.rs, v.cs
+                    )));
+                }
+            }
+            Src::View(_) | Src::Rows(_) => {}
         }
         match b {
             Src::View(v) if k > 0 => check_view("B", v.data.len(), k, n, v.rs, v.cs)?,
             Src::Packed(p) => check_packed(Side::B, &p, n, t.nr)?,
             Src::View(_) => {}
+            Src::Rows(_) => return Err(err("B: only A can be read in place".into())),
         }
         if r0 + rows > m {
             return Err(err(format!("rows {r0}+{rows} beyond {m}")));
@@ -198,11 +227,11 @@ impl Kernels {
         let kc_max = KC.min(k);
         let a_ws = match a {
             Src::View(_) => mc.min(rows.div_ceil(t.mr) * t.mr) * kc_max,
-            Src::Packed(_) => 0,
+            Src::Packed(_) | Src::Rows(_) => 0,
         };
         let b_ws = match b {
             Src::View(_) => nc.min(n.div_ceil(t.nr) * t.nr) * kc_max,
-            Src::Packed(_) => 0,
+            Src::Packed(_) | Src::Rows(_) => 0,
         };
         with_workspace(a_ws + b_ws, |ws| {
             let (a_buf, b_buf) = ws.split_at_mut(a_ws);
@@ -223,22 +252,25 @@ impl Kernels {
                             b_buf
                         }
                         Src::Packed(p) => p.block(pc, jc),
+                        Src::Rows(_) => unreachable!("rejected above"),
                     };
                     let mut ic = 0;
                     while ic < rows {
                         let mcb = mc.min(rows - ic);
-                        let ap: &[f32] = match a {
+                        let (ap, a_rs): (&[f32], usize) = match a {
                             Src::View(v) => {
                                 pack_block(&v, r0 + ic, mcb, pc, kcb, t.mr, a_buf);
-                                a_buf
+                                (a_buf, 0)
                             }
-                            Src::Packed(p) => p.block(pc, r0 + ic),
+                            Src::Packed(p) => (p.block(pc, r0 + ic), 0),
+                            Src::Rows(v) => (&v.data[(r0 + ic) * v.rs + pc..], v.rs),
                         };
                         let args = BlockArgs {
                             kc: kcb,
                             m: mcb,
                             n: ncb,
                             a: ap,
+                            a_rs,
                             b: bp,
                             alpha,
                             beta: if pc == 0 { beta } else { 1.0 },
@@ -254,5 +286,89 @@ impl Kernels {
             }
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{MatMut, MatRef, reference};
+    use super::{KC, Operand};
+    use crate::dispatch::Kernels;
+    use proptest::prelude::*;
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32)
+            .map(|v| v / (1u32 << 24) as f32 - 0.5)
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// A read in place (row stride past its columns, as Winograd's V planes are) gives
+        /// the bits of the same A packed, on every tier, with partial row and column
+        /// panels and reductions longer than one KC block; both are close to the f64
+        /// reference.
+        #[test]
+        fn a_in_place_equals_packed_a(
+            m in 1usize..40,
+            k in prop_oneof![1usize..48, (KC - 3)..(KC + 40)],
+            n in 1usize..70,
+            pad in 0usize..5,
+            seed in any::<u32>(),
+        ) {
+            let lda = k + pad;
+            let a = values(m * lda, seed);
+            let b = values(k * n, seed ^ 0x9e37);
+            let mut want = vec![0.0; m * n];
+            reference::sgemm(
+                m, k, n, 1.0,
+                MatRef::row_major(&a, lda), MatRef::row_major(&b, n), 0.0,
+                MatMut::row_major(&mut want, n),
+            );
+            for kern in Kernels::available() {
+                let pb = kern.gemm_pack_b(k, n, MatRef::row_major(&b, n)).unwrap();
+                let mut packed = vec![f32::NAN; m * n];
+                kern.gemm(
+                    m, k, n, 1.0,
+                    Operand::View(MatRef::row_major(&a, lda)), Operand::Packed(&pb), 0.0,
+                    MatMut::row_major(&mut packed, n),
+                ).unwrap();
+                let mut in_place = vec![f32::NAN; m * n];
+                kern.gemm_a_in_place(
+                    m, k, n, MatRef::row_major(&a, lda), &pb,
+                    MatMut::row_major(&mut in_place, n),
+                ).unwrap();
+                prop_assert_eq!(
+                    in_place.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    packed.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{:?}", kern.isa()
+                );
+                for (got, want) in in_place.iter().zip(&want) {
+                    prop_assert!((got - want).abs() <= 1e-4 * (k as f32).sqrt(), "{:?}", kern.isa());
+                }
+            }
+        }
+    }
+
+    /// Only A may be read in place, and only with unit column stride.
+    #[test]
+    fn in_place_a_needs_row_major_rows() {
+        for k in Kernels::available() {
+            let (a, b) = (vec![1.0; 12], vec![1.0; 12]);
+            let pb = k.gemm_pack_b(3, 4, MatRef::row_major(&b, 4)).unwrap();
+            let mut c = vec![0.0; 16];
+            let col_major = MatRef {
+                data: &a,
+                rs: 1,
+                cs: 4,
+            };
+            let c_view = MatMut::row_major(&mut c, 4);
+            assert!(k.gemm_a_in_place(4, 3, 4, col_major, &pb, c_view).is_err());
+            let c_view = MatMut::row_major(&mut c, 4);
+            let ok = k.gemm_a_in_place(4, 3, 4, MatRef::row_major(&a, 3), &pb, c_view);
+            assert!(ok.is_ok());
+            assert!(c.iter().all(|&v| v == 3.0));
+        }
     }
 }

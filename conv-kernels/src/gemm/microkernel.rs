@@ -28,8 +28,12 @@ pub(crate) struct BlockArgs<'a> {
     pub m: usize,
     /// Columns of the C block (the last B panel may be partial).
     pub n: usize,
-    /// `ceil(m / MR)` panels of `kc · MR` values (zero-padded rows).
+    /// `ceil(m / MR)` panels of `kc · MR` values (zero-padded rows) when `a_rs` is 0;
+    /// otherwise A itself, row-major with row stride `a_rs` (row 0, column 0 of the block
+    /// first), read in place: no packing.
     pub a: &'a [f32],
+    /// Row stride of an A read in place, or 0 for packed panels.
+    pub a_rs: usize,
     /// `ceil(n / NR)` panels of `kc · NR` values (zero-padded columns).
     pub b: &'a [f32],
     /// Scale of the product.
@@ -137,19 +141,60 @@ pub(crate) unsafe fn block<V: F32Vec, const MR: usize, const NV: usize>(
     if kc == 0 {
         return;
     }
-    let a_panels = args.a.chunks_exact(kc * MR).take(args.m.div_ceil(MR));
-    for (pi, ap) in a_panels.enumerate() {
+    for pi in 0..args.m.div_ceil(MR) {
         let r0 = pi * MR;
         let rows = MR.min(args.m - r0);
         let b_panels = args.b.chunks_exact(kc * nr).take(args.n.div_ceil(nr));
         for (pj, bp) in b_panels.enumerate() {
             let c0 = pj * nr;
             let cols = nr.min(args.n - c0);
-            // SAFETY: forwarded precondition.
-            let acc = unsafe { tile::<V, MR, NV>(ap, bp) };
+            let acc = if args.a_rs == 0 {
+                let ap = &args.a[pi * kc * MR..][..kc * MR];
+                // SAFETY: forwarded precondition.
+                unsafe { tile::<V, MR, NV>(ap, bp) }
+            } else {
+                // Rows past the block's last repeat its last row; their sums are not stored.
+                let rows_a: [&[f32]; MR] =
+                    std::array::from_fn(|i| &args.a[(r0 + i.min(rows - 1)) * args.a_rs..][..kc]);
+                // SAFETY: forwarded precondition.
+                unsafe { tile_rows::<V, MR, NV>(rows_a, bp) }
+            };
             // SAFETY: forwarded precondition.
             unsafe { store::<V, MR, NV>(args, &acc, r0, c0, rows, cols, c) };
         }
+    }
+}
+
+/// [`tile`] with A's `MR` rows read in place (`kc` values each) instead of from a packed
+/// panel: the same products summed in the same order, so the same bits.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
+#[inline(always)]
+unsafe fn tile_rows<V: F32Vec, const MR: usize, const NV: usize>(
+    a: [&[f32]; MR],
+    bp: &[f32],
+) -> [[V; NV]; MR] {
+    let nr = NV * V::LANES;
+    let kc = bp.len() / nr;
+    for row in &a {
+        assert!(row.len() >= kc, "A row shorter than the reduction");
+    }
+    // SAFETY: the caller guarantees `V`'s ISA; every row is at least `kc` long (asserted
+    // above) and `p < kc`, so the unchecked reads are in bounds; B loads go through
+    // bounds-checked slices of constant length.
+    unsafe {
+        let mut acc = [[V::splat(0.0); NV]; MR];
+        for (p, b) in bp.chunks_exact(nr).enumerate() {
+            let bv: [V; NV] = std::array::from_fn(|j| V::load(&b[j * V::LANES..]));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = V::splat(*a[i].get_unchecked(p));
+                for (x, b) in row.iter_mut().zip(&bv) {
+                    *x = av.mul_add(*b, *x);
+                }
+            }
+        }
+        acc
     }
 }
 
