@@ -102,7 +102,7 @@ macro_rules! with_kernel_list {
             im2col => crate::conv2d::im2col::im2col_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, col: &mut [f32]);
             im2col_panels => crate::conv2d::im2col::im2col_panels_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, nr: usize, kc: usize, dst: &mut [f32]);
             winograd_weights => crate::conv2d::winograd::weights_simd: (w: &[f32], u: &mut [f32]);
-            winograd_input => crate::conv2d::winograd::input_simd: (g: &crate::geometry::Conv2dGeometry, stage: &[f32], nimg: usize, cp: usize, v: &mut [f32]);
+            winograd_input => crate::conv2d::winograd::input_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, cp: usize, stage: &mut [f32], v: &mut [f32]);
             winograd_output => crate::conv2d::winograd::output_simd: (g: &crate::geometry::Conv2dGeometry, a: &crate::conv2d::winograd::OutputArgs<'_>, out: &mut [f32]);
             dense_rows => crate::dense::dense_rows_simd: (x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]);
             maxpool_2x2_plane => crate::pool::plane_2x2_simd: (g: &crate::geometry::Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]);

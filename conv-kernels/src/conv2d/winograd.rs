@@ -31,7 +31,7 @@ const XI: usize = ALPHA * ALPHA;
 pub(crate) const MAX_LANES: usize = 16;
 /// Tiles a chunk aims for: V (36·C·T) and M (36·O·T) of conv2 stay within L2 (measured,
 /// see BENCHMARKS.md).
-const TARGET_TILES: usize = 64;
+const TARGET_TILES: usize = 48;
 
 /// Distance in floats between the 36 planes (one per ξ) of V `[36, T, C]` or M `[36, T, O]`
 /// holding `len` values each: the plane size rounded up to a cache line plus one line.
@@ -207,24 +207,63 @@ pub(crate) unsafe fn weights_simd<V: F32Vec>(w: &[f32], u: &mut [f32]) {
     }
 }
 
-/// Copies `nimg` NCHW images of `x` into `stage`, channels-last `[img, stage_h, stage_w,
-/// cp]`: staged position `(i, j)` holds input row `i - pad_top`, column `j - pad_left`, and
-/// zeros where that lies outside the image or the channel is padding.
-fn stage_input(g: &Conv2dGeometry, plan: &WinogradPlan, x: &[f32], nimg: usize, stage: &mut [f32]) {
-    let (sh, sw, cp) = (plan.stage_h, plan.stage_w, plan.cp);
+/// Copies `nimg` NCHW images of `x` into `stage`, channels-last `[img, sh, sw, cp]`:
+/// staged position `(i, j)` holds input row `i - pad_top`, column `j - pad_left`, and zeros
+/// where that lies outside the image or the channel is padding. Where the staging is the
+/// image itself (no padding, no overhang, whole vectors of channels) it is a transposition
+/// of each image's `C x HW` matrix, done in `LANES x LANES` blocks.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
+#[inline(always)]
+unsafe fn stage_simd<V: F32Vec>(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    nimg: usize,
+    cp: usize,
+    stage: &mut [f32],
+) {
+    let (sh, sw) = (2 * g.out_h.div_ceil(2) + 4, 2 * g.out_w.div_ceil(2) + 4);
     let stage = &mut stage[..nimg * sh * sw * cp];
-    let covers =
-        g.pad_top == 0 && g.pad_left == 0 && sh <= g.in_h && sw <= g.in_w && cp == g.in_channels;
-    if !covers {
-        stage.fill(0.0);
+    let plane = g.in_h * g.in_w;
+    let c_all = g.in_channels;
+    let images = stage
+        .chunks_exact_mut(sh * sw * cp)
+        .zip(x.chunks_exact(c_all * plane));
+    if g.pad_top == 0 && g.pad_left == 0 && sh == g.in_h && sw == g.in_w && cp == c_all {
+        let l = V::LANES;
+        let whole = plane / l * l;
+        for (dst, src) in images {
+            for c0 in (0..c_all).step_by(l) {
+                for p0 in (0..whole).step_by(l) {
+                    // SAFETY: forwarded precondition; the callee checks the slices.
+                    unsafe {
+                        V::transpose_square(
+                            &src[c0 * plane + p0..],
+                            plane,
+                            &mut dst[p0 * cp + c0..],
+                            cp,
+                        )
+                    };
+                }
+                for p in whole..plane {
+                    for c in c0..c0 + l {
+                        dst[p * cp + c] = src[c * plane + p];
+                    }
+                }
+            }
+        }
+        return;
     }
+    stage.fill(0.0);
     let (rows, cols) = (
         g.in_h.min(sh.saturating_sub(g.pad_top)),
         g.in_w.min(sw.saturating_sub(g.pad_left)),
     );
-    let plane = g.in_h * g.in_w;
-    for (img, dst) in stage.chunks_exact_mut(sh * sw * cp).enumerate() {
-        let src = &x[img * g.in_channels * plane..][..g.in_channels * plane];
+    for (dst, src) in stage
+        .chunks_exact_mut(sh * sw * cp)
+        .zip(x.chunks_exact(c_all * plane))
+    {
         for (c, chan) in src.chunks_exact(plane).enumerate() {
             for h in 0..rows {
                 let row = &chan[h * g.in_w..][..cols];
@@ -237,8 +276,8 @@ fn stage_input(g: &Conv2dGeometry, plan: &WinogradPlan, x: &[f32], nimg: usize, 
     }
 }
 
-/// Transforms every tile of the staged chunk `stage` (`nimg` images, from [`stage_input`])
-/// into `v` `[36, T, cp]` (T = nimg · tiles per image, planes [`plane_stride`]`(T · cp)`
+/// Stages `nimg` NCHW images of `x` channels-last into `stage` ([`stage_simd`]) and
+/// transforms every tile into `v` `[36, T, cp]` (T = nimg · tiles per image, planes [`plane_stride`]`(T · cp)`
 /// apart): `v[ξ]` is the `T x cp` left GEMM operand, row-major. One vector of channels per
 /// step, `cp` a multiple of `V::LANES`.
 ///
@@ -247,11 +286,15 @@ fn stage_input(g: &Conv2dGeometry, plan: &WinogradPlan, x: &[f32], nimg: usize, 
 #[inline(always)]
 pub(crate) unsafe fn input_simd<V: F32Vec>(
     g: &Conv2dGeometry,
-    stage: &[f32],
+    x: &[f32],
     nimg: usize,
     cp: usize,
+    stage: &mut [f32],
     v: &mut [f32],
 ) {
+    // SAFETY: forwarded precondition.
+    unsafe { stage_simd::<V>(g, x, nimg, cp, stage) };
+    let stage = &*stage;
     let (tiles_h, tiles_w) = (g.out_h.div_ceil(2), g.out_w.div_ceil(2));
     let (sh, sw) = (2 * tiles_h + 4, 2 * tiles_w + 4);
     let t_all = nimg * tiles_h * tiles_w;
@@ -487,8 +530,7 @@ pub(crate) fn forward(
         if let Some(b) = bias {
             bias_padded[..o_all].copy_from_slice(&b[..o_all]);
         }
-        stage_input(g, &plan, &x[n0 * in_img..][..nimg * in_img], nimg, stage);
-        (k.winograd_input)(g, stage, nimg, cp, v);
+        (k.winograd_input)(g, &x[n0 * in_img..][..nimg * in_img], nimg, cp, stage, v);
         for xi in 0..XI {
             let a = MatRef::row_major(&v[xi * vs..][..t * cp], cp);
             let c = MatMut::row_major(&mut m[xi * ms..][..t * op], op);

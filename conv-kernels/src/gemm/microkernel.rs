@@ -268,6 +268,17 @@ unsafe fn store<V: F32Vec, const MR: usize, const NV: usize>(
                 x.store(&mut buf[i * nr + j * V::LANES..]);
             }
         }
+        if cols == nr && args.cs == 1 && alpha == 1.0 && beta == 0.0 {
+            // The first `rows` rows of the last row panel, whole: by vectors (indexing `acc`
+            // by a runtime row would keep the accumulators in memory, so through `buf`).
+            for i in 0..rows {
+                let crow = &mut c[(r0 + i) * args.rs + c0..][..nr];
+                for j in 0..NV {
+                    V::load(&buf[i * nr + j * V::LANES..]).store(&mut crow[j * V::LANES..]);
+                }
+            }
+            return;
+        }
         for i in 0..rows {
             for j in 0..cols {
                 let dst = &mut c[(r0 + i) * args.rs + (c0 + j) * args.cs];

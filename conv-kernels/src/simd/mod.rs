@@ -133,10 +133,71 @@ pub(crate) unsafe trait F32Vec: Copy {
     /// # Safety
     /// The CPU supports the implementation's ISA.
     unsafe fn select_gt(self, than: Self, a: Self, b: Self) -> Self;
+    /// Transposes one `LANES x LANES` block: `dst[j * ds + i] = src[i * ss + j]` for `i, j <
+    /// LANES` (panics if a slice is too short). Scalar here; tiers with shuffles override it.
+    ///
+    /// # Safety
+    /// The CPU supports the implementation's ISA.
+    #[inline(always)]
+    unsafe fn transpose_square(src: &[f32], ss: usize, dst: &mut [f32], ds: usize) {
+        for i in 0..Self::LANES {
+            let row = &src[i * ss..][..Self::LANES];
+            for (j, &v) in row.iter().enumerate() {
+                dst[j * ds + i] = v;
+            }
+        }
+    }
     /// Stores lanes holding integers in `[0, 2^24]` as `u32` into the first `LANES` elements of
     /// `dst` (panics if shorter).
     ///
     /// # Safety
     /// The CPU supports the implementation's ISA.
     unsafe fn store_index(self, dst: &mut [u32]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::F32Vec;
+    use proptest::prelude::*;
+
+    /// `V::transpose_square` against the index formula, with strides past the block.
+    fn check_transpose<V: F32Vec>(ss_pad: usize, ds_pad: usize, seed: u32) {
+        let l = V::LANES;
+        let (ss, ds) = (l + ss_pad, l + ds_pad);
+        let src: Vec<f32> = (0..l * ss).map(|i| (i as u32 ^ seed) as f32).collect();
+        let mut dst = vec![f32::NAN; l * ds];
+        // SAFETY: callers only instantiate `V` with a tier whose ISA was detected.
+        unsafe { V::transpose_square(&src, ss, &mut dst, ds) };
+        for i in 0..l {
+            for j in 0..l {
+                assert_eq!(
+                    dst[j * ds + i].to_bits(),
+                    src[i * ss + j].to_bits(),
+                    "{i} {j}"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn transpose_square_matches_index_formula_on_every_tier(
+            ss_pad in 0usize..20, ds_pad in 0usize..20, seed in any::<u32>(),
+        ) {
+            check_transpose::<super::portable::Portable>(ss_pad, ds_pad, seed);
+            #[cfg(target_arch = "x86_64")]
+            {
+                use crate::dispatch::Isa;
+                if Isa::Avx2Fma.is_available() {
+                    check_transpose::<super::x86_64::Avx2>(ss_pad, ds_pad, seed);
+                }
+                if Isa::Avx512.is_available() {
+                    check_transpose::<super::x86_64::Avx512>(ss_pad, ds_pad, seed);
+                }
+            }
+            #[cfg(target_arch = "aarch64")]
+            check_transpose::<super::aarch64::Neon>(ss_pad, ds_pad, seed);
+        }
+    }
 }

@@ -122,6 +122,50 @@ unsafe impl F32Vec for Avx2 {
         }
     }
     #[inline(always)]
+    unsafe fn transpose_square(src: &[f32], ss: usize, dst: &mut [f32], ds: usize) {
+        // Bounds first: the last row of each side must hold 8 values.
+        let (_, _) = (&src[7 * ss..][..8], &dst[7 * ds..][..8]);
+        // SAFETY: rows 0..8 of both sides lie within the slices (the last one was checked
+        // above and strides are non-negative); AVX availability is the caller's precondition.
+        unsafe {
+            // Plain statements, no closure: a closure would not inherit the target features.
+            let mut r = [_mm256_setzero_ps(); 8];
+            for (i, row) in r.iter_mut().enumerate() {
+                *row = _mm256_loadu_ps(src.as_ptr().add(i * ss));
+            }
+            // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves.
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0b01_00_01_00>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0b11_10_11_10>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0b01_00_01_00>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0b11_10_11_10>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0b01_00_01_00>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0b11_10_11_10>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0b01_00_01_00>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0b11_10_11_10>(t5, t7);
+            let out = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (j, v) in out.iter().enumerate() {
+                _mm256_storeu_ps(dst.as_mut_ptr().add(j * ds), *v);
+            }
+        }
+    }
+    #[inline(always)]
     unsafe fn select_gt(self, than: Self, a: Self, b: Self) -> Self {
         // SAFETY: AVX availability is the caller's precondition.
         unsafe {

@@ -116,6 +116,17 @@ unsafe impl F32Vec for Avx512 {
         }
     }
     #[inline(always)]
+    unsafe fn transpose_square(src: &[f32], ss: usize, dst: &mut [f32], ds: usize) {
+        // Four 8x8 blocks: block (i, j) of the source is block (j, i) of the destination.
+        for (bi, bj) in [(0, 0), (0, 8), (8, 0), (8, 8)] {
+            // SAFETY: the tier's ISA includes AVX2 (the caller's precondition); the slices
+            // are bounds-checked by the callee.
+            unsafe {
+                Avx2::transpose_square(&src[bi * ss + bj..], ss, &mut dst[bj * ds + bi..], ds)
+            };
+        }
+    }
+    #[inline(always)]
     unsafe fn select_gt(self, than: Self, a: Self, b: Self) -> Self {
         // SAFETY: AVX-512F availability is the caller's precondition.
         unsafe {
