@@ -26,8 +26,7 @@
 //!   [`ConvAlgo::resolve_for`] and BENCHMARKS.md): Winograd for conv2-like layers from
 //!   batch 8 on AVX2 and AVX-512, im2col otherwise. The packed path has its own rule
 //!   ([`PackedConv::runs_winograd`]): with no per-call weight transform, Winograd pays from
-//!   [`PACKED_WINOGRAD_MIN_BATCH`] images, on the AVX2 and AVX-512 tiers
-//!   ([`winograd_pays`]).
+//!   [`packed_winograd_min_batch`] images (1 on AVX2, 4 on AVX-512; [`winograd_pays`]).
 //!
 //! The public functions validate every buffer against the [`Conv2dGeometry`] and return a
 //! [`crate::KernelError`] before touching memory; [`reference`](mod@reference) holds the naive oracle.
@@ -134,13 +133,25 @@ pub fn winograd_pays(isa: Isa) -> bool {
     matches!(isa, Isa::Avx2Fma | Isa::Avx512)
 }
 
-/// Images from which the packed path ([`PackedConv::runs_winograd`]) takes Winograd: the
-/// filters are transformed once per model version, so only the per-image work counts. Batch
-/// 1 does not gain: on AVX-512 one image's 16 tiles half-fill the 32-column GEMM tile (model
-/// bench batch 1, 0.36 vs 0.29 ms on Zen 4); on AVX2 it ties (0.157-0.160 vs 0.128-0.160
-/// ms im2col, Zen 3); on Zen 5 (AVX-512) the implicit-GEMM im2col on the packed weight wins
-/// it in the model bench (61.3 vs 65-66 us). From batch 4 the per-image saving wins (batch 8
-/// above).
+/// Images from which the packed path ([`PackedConv::runs_winograd`]) takes Winograd on tier
+/// `isa`: the filters are transformed once per model version, so only the per-image work
+/// counts.
+///
+/// * **AVX2: from 1 image.** With the transforms' lanes over channels (one image's 16 tiles
+///   fill whole 6-row GEMM panels but two rows), packed Winograd beats the im2col GEMM at
+///   batch 1: model bench `infer/table1_cnn/1`, AMD EPYC Zen 3, four alternated rounds,
+///   109-128 us vs 188-203 us (BENCHMARKS.md, "Kernels").
+/// * **AVX-512: from [`PACKED_WINOGRAD_MIN_BATCH`] images.** Last measured on Zen 5 with the
+///   transforms' lanes over tiles, where the implicit-GEMM im2col on the packed weight won
+///   batch 1 (61.3 vs 65-66 us); not re-measured since (no AVX-512 CPU in that session).
+pub fn packed_winograd_min_batch(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx2Fma => 1,
+        _ => PACKED_WINOGRAD_MIN_BATCH,
+    }
+}
+
+/// The largest [`packed_winograd_min_batch`] of any tier (AVX-512's, see there).
 pub const PACKED_WINOGRAD_MIN_BATCH: usize = 4;
 
 // `PackedConv` runs im2col wherever its own Winograd rule does not apply, which is only

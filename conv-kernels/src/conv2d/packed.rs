@@ -43,11 +43,10 @@ impl PackedConv {
     }
 
     /// Whether [`Kernels::conv2d_forward_packed`] runs `g` on the Winograd path: prepared
-    /// filters and a batch of at least [`super::PACKED_WINOGRAD_MIN_BATCH`]. Below it, one image's
-    /// 16 tiles fill only half of the AVX-512 tile's 32 columns and im2col wins (measured
-    /// at batch 1 with the model bench: 0.36 ms on Winograd vs 0.29 ms on im2col).
+    /// filters and a batch of at least [`super::packed_winograd_min_batch`] for its tier
+    /// (1 on AVX2; on AVX-512 the im2col GEMM on the packed weight won batch 1).
     pub fn runs_winograd(&self, g: &Conv2dGeometry) -> bool {
-        self.winograd.is_some() && g.batch >= super::PACKED_WINOGRAD_MIN_BATCH
+        self.winograd.is_some() && g.batch >= super::packed_winograd_min_batch(self.isa)
     }
 
     /// f32 elements held (raw copy plus packed panels).
