@@ -2,19 +2,25 @@
 //!
 //! Each 2x2 output tile comes from a 6x6 input tile: `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`, with
 //! interpolation points 0, ±1, ±2 and ∞. The 36 element-wise products over the input
-//! channels become 36 small GEMMs, `M[ξ] (O x T) = U[ξ] (O x C) · V[ξ] (C x T)`, over the
+//! channels become 36 small GEMMs, `M[ξ] (T x O) = V[ξ] (T x C) · U[ξ] (C x O)`, over the
 //! T tiles of a chunk of images: 36 x 4 = 144 multiply-adds per tile and channel pair where
 //! direct convolution needs 4 x 25 = 100 per output pixel, i.e. 2.78x fewer. The price is
-//! the three transforms (weights once per model version or call, inputs once per tile and channel, outputs
-//! once per tile and output channel) and a slightly larger rounding error than the direct
-//! sum (the transforms' coefficients reach 5 and 1/24; tested against the reference).
+//! the three transforms (weights once per model version or call, inputs once per tile and
+//! channel, outputs once per tile and output channel) and a slightly larger rounding error
+//! than the direct sum (the transforms' coefficients reach 5 and 1/24; tested against the
+//! reference).
 //!
-//! The transforms run on the dispatched SIMD tier, one tile (or filter) per lane; the GEMMs
-//! on our blocked GEMM with the transformed filters packed once ([`pack_weights`]: per model
-//! version through [`super::PackedConv`], else per call), which beats `matrixmultiply` on
-//! these small products (`O x C x T` = 64 x 32 x 64 for conv2; BENCHMARKS.md) on the AVX2
-//! and AVX-512 tiers; the portable tier keeps `matrixmultiply` (which loses nothing there). Each output depends only on its own tile's data and the fixed
-//! reduction order over channels, so results do not depend on the thread count.
+//! The input and output transforms run on the dispatched SIMD tier with **one vector over
+//! channels**: the chunk is first staged channels-last (a transposition in `LANES x LANES`
+//! blocks), so each of a tile's 36 values for a block of channels is one contiguous load,
+//! and V and M are row-major with channels contiguous. (Lanes over tiles, the earlier
+//! layout, needed 36 scalar stores per tile and channel to transpose the input: 13-21 % of
+//! the batched model; BENCHMARKS.md.) The GEMMs read V's rows in place (no packing) against
+//! U packed once as the right operand ([`pack_weights`]: per model version through
+//! [`super::PackedConv`], else per call), on our blocked GEMM on the AVX2 and AVX-512 tiers;
+//! the portable tier keeps `matrixmultiply` (which loses nothing there). Each output depends
+//! only on its own tile's data and the fixed reduction order over channels, so results do
+//! not depend on the thread count.
 
 use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};
@@ -27,10 +33,10 @@ use rayon::prelude::*;
 const ALPHA: usize = 6;
 /// Positions of the transformed tile.
 const XI: usize = ALPHA * ALPHA;
-/// Widest vector of any tier: transforms process this many tiles at most per step.
+/// Widest vector of any tier: channels are padded to at most a multiple of this.
 pub(crate) const MAX_LANES: usize = 16;
-/// Tiles a chunk aims for: V (36·C·T) and M (36·O·T) of conv2 stay within L2 (measured,
-/// see BENCHMARKS.md).
+/// Tiles a chunk aims for: 48 fills whole 6-row (AVX2) and 8-row (AVX-512, NEON) panels of
+/// the GEMM for conv2's 16 tiles per image; 16 measured slower on Zen 3 (BENCHMARKS.md).
 const TARGET_TILES: usize = 48;
 
 /// Distance in floats between the 36 planes (one per ξ) of V `[36, T, C]` or M `[36, T, O]`
@@ -166,8 +172,8 @@ unsafe fn gk<V: F32Vec>(g: [V; 5]) -> [V; 6] {
     }
 }
 
-/// Transforms the filters `w` `[O, C, 5, 5]` into `u` `[36, O, C]` (`u[ξ]` is row-major
-/// `O x C`, the left GEMM operand). One filter per lane.
+/// Transforms the filters `w` `[O, C, 5, 5]` into `u` `[36, O, C]` (`u[ξ]` row-major `O x
+/// C`; [`pack_weights`] turns each into the right GEMM operand). One filter per lane.
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA.

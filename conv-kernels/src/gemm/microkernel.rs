@@ -294,7 +294,7 @@ mod tests {
     use super::MAX_NR;
     use crate::dispatch::Kernels;
 
-    /// Scratch sized with [`MAX_NR`] (the Winograd V planes) fits every tier's panels.
+    /// Scratch sized with [`MAX_NR`] (the implicit GEMM's panels) fits every tier's panels.
     #[test]
     fn every_tier_panel_width_divides_max_nr() {
         for k in Kernels::available() {
