@@ -261,23 +261,27 @@ unsafe fn store<V: F32Vec, const MR: usize, const NV: usize>(
             }
             return;
         }
+        if cols == nr && args.cs == 1 && alpha == 1.0 && beta == 0.0 {
+            // The first `rows` rows of the last row panel, whole: by vectors. The loop runs
+            // over every row with a test, not `0..rows`: with a runtime bound the rows are
+            // indexed at run time and the accumulators are kept in memory (measured: a
+            // spill after every FMA).
+            for (i, row) in acc.iter().enumerate() {
+                if i < rows {
+                    let crow = &mut c[(r0 + i) * args.rs + c0..][..nr];
+                    for (j, x) in row.iter().enumerate() {
+                        x.store(&mut crow[j * V::LANES..]);
+                    }
+                }
+            }
+            return;
+        }
         // Large enough for every tier's tile (AVX-512's is at most 16 x 32).
         let mut buf = [0.0f32; 16 * 32];
         for (i, row) in acc.iter().enumerate() {
             for (j, x) in row.iter().enumerate() {
                 x.store(&mut buf[i * nr + j * V::LANES..]);
             }
-        }
-        if cols == nr && args.cs == 1 && alpha == 1.0 && beta == 0.0 {
-            // The first `rows` rows of the last row panel, whole: by vectors (indexing `acc`
-            // by a runtime row would keep the accumulators in memory, so through `buf`).
-            for i in 0..rows {
-                let crow = &mut c[(r0 + i) * args.rs + c0..][..nr];
-                for j in 0..NV {
-                    V::load(&buf[i * nr + j * V::LANES..]).store(&mut crow[j * V::LANES..]);
-                }
-            }
-            return;
         }
         for i in 0..rows {
             for j in 0..cols {
