@@ -41,9 +41,10 @@ const TARGET_TILES: usize = 48;
 
 /// Distance in floats between the 36 planes (one per ξ) of V `[36, T, C]` or M `[36, T, O]`
 /// holding `len` values each: the plane size rounded up to a cache line plus one line.
-/// Without the extra line, conv2's planes are 8 or 16 KiB apart, so the 36 values one
-/// transform step reads (output) or writes (input) all fall into the same L1 set and evict
-/// each other (an 8-way cache holds 8 of them); a one-line skew spreads them over 36 sets.
+/// Without the extra line, planes a multiple of 4 KiB apart (conv2's M: 12 KiB with 48-tile
+/// chunks; V and M were 8 and 16 KiB with the earlier 64) put the 36 values one transform
+/// step reads (output) or writes (input) into the same L1 set, where they evict each other
+/// (an 8-way cache holds 8 of them); a one-line skew spreads them over 36 sets.
 pub(crate) fn plane_stride(len: usize) -> usize {
     const LINE: usize = 16;
     len.next_multiple_of(LINE) + LINE
