@@ -232,15 +232,21 @@ unsafe fn stage_simd<V: F32Vec>(
 ) {
     let (sh, sw) = (2 * g.out_h.div_ceil(2) + 4, 2 * g.out_w.div_ceil(2) + 4);
     let stage = &mut stage[..nimg * sh * sw * cp];
-    let plane = g.in_h * g.in_w;
-    let c_all = g.in_channels;
-    let images = stage
+    let (plane, c_all, l) = (g.in_h * g.in_w, g.in_channels, V::LANES);
+    let same = g.pad_top == 0 && g.pad_left == 0 && sh == g.in_h && sw == g.in_w && cp == c_all;
+    if !same {
+        stage.fill(0.0);
+    }
+    let (rows, cols) = (
+        g.in_h.min(sh.saturating_sub(g.pad_top)),
+        g.in_w.min(sw.saturating_sub(g.pad_left)),
+    );
+    let whole = plane / l * l;
+    for (dst, src) in stage
         .chunks_exact_mut(sh * sw * cp)
-        .zip(x.chunks_exact(c_all * plane));
-    if g.pad_top == 0 && g.pad_left == 0 && sh == g.in_h && sw == g.in_w && cp == c_all {
-        let l = V::LANES;
-        let whole = plane / l * l;
-        for (dst, src) in images {
+        .zip(x.chunks_exact(c_all * plane))
+    {
+        if same {
             for c0 in (0..c_all).step_by(l) {
                 for p0 in (0..whole).step_by(l) {
                     // SAFETY: forwarded precondition; the callee checks the slices.
@@ -259,18 +265,8 @@ unsafe fn stage_simd<V: F32Vec>(
                     }
                 }
             }
+            continue;
         }
-        return;
-    }
-    stage.fill(0.0);
-    let (rows, cols) = (
-        g.in_h.min(sh.saturating_sub(g.pad_top)),
-        g.in_w.min(sw.saturating_sub(g.pad_left)),
-    );
-    for (dst, src) in stage
-        .chunks_exact_mut(sh * sw * cp)
-        .zip(x.chunks_exact(c_all * plane))
-    {
         for (c, chan) in src.chunks_exact(plane).enumerate() {
             for h in 0..rows {
                 let row = &chan[h * g.in_w..][..cols];

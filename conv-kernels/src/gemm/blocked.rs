@@ -37,7 +37,8 @@ pub(crate) enum Src<'a> {
     View(MatRef<'a>),
     Packed(PanelsRef<'a>),
     /// A row-major A (`cs` 1) the microkernel reads in place, without packing: for an A
-    /// that is used once and already laid out along the reduction (Winograd's V).
+    /// that is used once and already laid out along the reduction (Winograd's V). As B it
+    /// is packed like a view.
     Rows(MatRef<'a>),
 }
 
@@ -206,10 +207,11 @@ impl Kernels {
             Src::View(_) | Src::Rows(_) => {}
         }
         match b {
-            Src::View(v) if k > 0 => check_view("B", v.data.len(), k, n, v.rs, v.cs)?,
+            Src::View(v) | Src::Rows(v) if k > 0 => {
+                check_view("B", v.data.len(), k, n, v.rs, v.cs)?
+            }
             Src::Packed(p) => check_packed(Side::B, &p, n, t.nr)?,
-            Src::View(_) => {}
-            Src::Rows(_) => return Err(err("B: only A can be read in place".into())),
+            Src::View(_) | Src::Rows(_) => {}
         }
         if r0 + rows > m {
             return Err(err(format!("rows {r0}+{rows} beyond {m}")));
@@ -230,8 +232,8 @@ impl Kernels {
             Src::Packed(_) | Src::Rows(_) => 0,
         };
         let b_ws = match b {
-            Src::View(_) => nc.min(n.div_ceil(t.nr) * t.nr) * kc_max,
-            Src::Packed(_) | Src::Rows(_) => 0,
+            Src::View(_) | Src::Rows(_) => nc.min(n.div_ceil(t.nr) * t.nr) * kc_max,
+            Src::Packed(_) => 0,
         };
         with_workspace(a_ws + b_ws, |ws| {
             let (a_buf, b_buf) = ws.split_at_mut(a_ws);
@@ -242,7 +244,7 @@ impl Kernels {
                 while pc < k {
                     let kcb = KC.min(k - pc);
                     let bp: &[f32] = match b {
-                        Src::View(v) => {
+                        Src::View(v) | Src::Rows(v) => {
                             let bt = MatRef {
                                 data: v.data,
                                 rs: v.cs,
@@ -252,7 +254,6 @@ impl Kernels {
                             b_buf
                         }
                         Src::Packed(p) => p.block(pc, jc),
-                        Src::Rows(_) => unreachable!("rejected above"),
                     };
                     let mut ic = 0;
                     while ic < rows {
@@ -351,7 +352,7 @@ mod tests {
         }
     }
 
-    /// Only A may be read in place, and only with unit column stride.
+    /// An A read in place must be row-major (unit column stride).
     #[test]
     fn in_place_a_needs_row_major_rows() {
         for k in Kernels::available() {
