@@ -16,8 +16,8 @@
 
 use conv_kernels::gemm::{MatMut, MatRef, Operand, sgemm};
 use conv_kernels::{
-    Activation, Conv2dGeometry, ConvAlgo, DenseGeometry, Kernels, Padding, Pool2dGeometry, conv2d,
-    conv2d_scratch_len, dense, pool,
+    Activation, Conv2dGeometry, ConvAlgo, DenseGeometry, Kernels, Layout, Layouts, Padding,
+    Pool2dGeometry, conv2d, conv2d_scratch_len, dense, pool,
 };
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -491,48 +491,57 @@ fn bench_conv_forward(c: &mut Criterion<ThreadCpu>) {
     grp.finish();
 }
 
-/// conv2 followed by its 2x2 max-pool, as inference runs it: im2col conv then the pool
-/// kernel, Winograd conv then the pool kernel, and the fused Winograd conv + pool
-/// (`conv2_forward_pool_b<n>/<tier>/<path>`; FLOPs are the conv's).
+/// Each conv followed by its 2x2 max-pool, as inference runs it
+/// (`conv<i>_forward_pool_b<n>/<tier>/<path>`; FLOPs are the conv's): im2col conv then the
+/// pool kernel, each algorithm's fused conv + pool (`<algo>_fused`; Winograd for conv2
+/// only, it loses conv1 by 9-19x), and the packed weights with the output written
+/// channels-last where the layer's path can (`Packed_nhwc`, the engine's inference path
+/// for conv1 when the direct kernel runs it).
 fn bench_conv_pool(c: &mut Criterion<ThreadCpu>) {
     let mut grp = configure(c);
     for n in FORWARD_BATCHES {
-        let (_, g) = conv_shapes(n)[1];
-        let p = Pool2dGeometry::two_by_two(n, g.out_channels, g.out_h, g.out_w).unwrap();
-        let x = values(3, g.input_len());
-        let w = values(4, g.weight_len());
-        let b = values(5, g.out_channels);
-        let mut full = vec![0.0; g.output_len()];
-        let mut pooled = vec![0.0; p.output_len()];
-        let mut argmax = vec![0u32; p.output_len()];
-        let mut scratch = vec![0.0; conv2d_scratch_len(&g)];
-        grp.throughput(Throughput::Elements(conv_flops(&g)));
-        for path in ["Im2colGemm+pool", "Winograd+pool", "Winograd_fused"] {
+        for (name, g) in conv_shapes(n) {
+            let p = Pool2dGeometry::two_by_two(n, g.out_channels, g.out_h, g.out_w).unwrap();
+            let x = values(3, g.input_len());
+            let w = values(4, g.weight_len());
+            let b = values(5, g.out_channels);
+            let mut full = vec![0.0; g.output_len()];
+            let mut pooled = vec![0.0; p.output_len()];
+            let mut argmax = vec![0u32; p.output_len()];
+            let mut scratch = vec![0.0; conv2d_scratch_len(&g)];
+            grp.throughput(Throughput::Elements(conv_flops(&g)));
+            let mut paths = vec![
+                ("Im2colGemm+pool", None),
+                ("Im2colGemm_fused", Some(ConvAlgo::Im2colGemm)),
+                ("Direct_fused", Some(ConvAlgo::Direct)),
+            ];
+            if name == "conv2" {
+                paths.push(("Winograd_fused", Some(ConvAlgo::Winograd)));
+            }
             for k in tiers() {
-                grp.bench_function(
-                    BenchmarkId::new(format!("conv2_forward_pool_b{n}/{}", k.isa().name()), path),
-                    |bch| {
+                let id = |path: &str| {
+                    BenchmarkId::new(format!("{name}_forward_pool_b{n}/{}", k.isa().name()), path)
+                };
+                for &(path, fused) in &paths {
+                    grp.bench_function(id(path), |bch| {
                         bch.iter(|| {
-                            let algo = match path {
-                                "Im2colGemm+pool" => ConvAlgo::Im2colGemm,
-                                "Winograd+pool" => ConvAlgo::Winograd,
-                                _ => {
-                                    return k
-                                        .conv2d_forward_maxpool2x2(
-                                            &g,
-                                            &x,
-                                            &w,
-                                            Some(&b),
-                                            Activation::Relu,
-                                            &mut pooled,
-                                            &mut scratch,
-                                        )
-                                        .unwrap();
-                                }
-                            };
+                            if let Some(algo) = fused {
+                                return k
+                                    .conv2d_forward_maxpool2x2_with(
+                                        &g,
+                                        algo,
+                                        &x,
+                                        &w,
+                                        Some(&b),
+                                        Activation::Relu,
+                                        &mut pooled,
+                                        &mut scratch,
+                                    )
+                                    .unwrap();
+                            }
                             k.conv2d_forward(
                                 &g,
-                                algo,
+                                ConvAlgo::Im2colGemm,
                                 &x,
                                 &w,
                                 Some(&b),
@@ -544,8 +553,33 @@ fn bench_conv_pool(c: &mut Criterion<ThreadCpu>) {
                             k.maxpool2d_forward(&p, &full, &mut pooled, &mut argmax)
                                 .unwrap();
                         })
-                    },
-                );
+                    });
+                }
+                let shape = [g.out_channels, g.in_channels, g.kernel_h, g.kernel_w];
+                let packed = k.pack_conv2d(shape, &w).unwrap();
+                if !packed.writes_channels_last(&g) {
+                    continue;
+                }
+                let io = Layouts {
+                    input: Layout::Nchw,
+                    output: Layout::Nhwc,
+                };
+                grp.bench_function(id("Packed_nhwc"), |bch| {
+                    bch.iter(|| {
+                        k.conv2d_forward_packed_io(
+                            &g,
+                            &x,
+                            &packed,
+                            Some(&b),
+                            Activation::Relu,
+                            true,
+                            io,
+                            &mut pooled,
+                            &mut scratch,
+                        )
+                        .unwrap()
+                    })
+                });
             }
         }
     }

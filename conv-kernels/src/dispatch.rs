@@ -98,11 +98,11 @@ macro_rules! with_kernel_list {
             bias_act => crate::elementwise::bias_act_simd: (x: &mut [f32], b: f32, relu: bool);
             add_assign => crate::elementwise::add_assign_simd: (dst: &mut [f32], src: &[f32]);
             sum => crate::elementwise::sum_simd: (x: &[f32]) -> f32;
-            conv_direct_plane => crate::conv2d::direct::conv_plane: (a: &crate::conv2d::direct::PlaneArgs<'_>, out: &mut [f32]);
+            conv_direct_image => crate::conv2d::direct::image_simd: (a: &crate::conv2d::direct::ImageArgs<'_>, tile: &mut [f32], out: &mut [f32]);
             im2col => crate::conv2d::im2col::im2col_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, col: &mut [f32]);
             im2col_panels => crate::conv2d::im2col::im2col_panels_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, nr: usize, kc: usize, dst: &mut [f32]);
             winograd_weights => crate::conv2d::winograd::weights_simd: (w: &[f32], u: &mut [f32]);
-            winograd_input => crate::conv2d::winograd::input_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], nimg: usize, cp: usize, stage: &mut [f32], v: &mut [f32]);
+            winograd_input => crate::conv2d::winograd::input_simd: (g: &crate::geometry::Conv2dGeometry, x: &[f32], channels_last: bool, nimg: usize, cp: usize, stage: &mut [f32], v: &mut [f32]);
             winograd_output => crate::conv2d::winograd::output_simd: (g: &crate::geometry::Conv2dGeometry, a: &crate::conv2d::winograd::OutputArgs<'_>, out: &mut [f32]);
             dense_rows => crate::dense::dense_rows_simd: (x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]);
             maxpool_2x2_plane => crate::pool::plane_2x2_simd: (g: &crate::geometry::Pool2dGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]);

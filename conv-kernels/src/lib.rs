@@ -103,10 +103,10 @@ pub mod threads;
 
 pub use activation::Activation;
 pub use conv2d::{
-    ConvAlgo, PackedConv, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
-    conv2d_forward, conv2d_forward_maxpool2x2, conv2d_forward_maxpool2x2_packed,
-    conv2d_forward_packed, conv2d_pool_fusable, conv2d_scratch_len, conv2d_scratch_slot_len,
-    pack_conv2d,
+    ConvAlgo, Layout, Layouts, PackedConv, conv2d_backward_bias, conv2d_backward_input,
+    conv2d_backward_weight, conv2d_forward, conv2d_forward_maxpool2x2,
+    conv2d_forward_maxpool2x2_packed, conv2d_forward_packed, conv2d_forward_packed_io,
+    conv2d_pool_fusable, conv2d_scratch_len, conv2d_scratch_slot_len, pack_conv2d,
 };
 pub use dense::{
     PackedDense, dense_backward_bias, dense_backward_input, dense_backward_weight, dense_forward,

@@ -41,13 +41,28 @@ pub mod reference;
 pub(crate) mod winograd;
 
 pub use packed::{
-    PackedConv, conv2d_forward_maxpool2x2_packed, conv2d_forward_packed, pack_conv2d,
+    Layouts, PackedConv, conv2d_forward_maxpool2x2_packed, conv2d_forward_packed,
+    conv2d_forward_packed_io, pack_conv2d,
 };
 
 use crate::activation::Activation;
 use crate::dispatch::{Isa, Kernels, kernels};
 use crate::error::{KernelError, Result, check_len};
 use crate::geometry::Conv2dGeometry;
+
+/// Memory order of a batch of conv activations.
+///
+/// The public conv API speaks NCHW; the packed inference path may pass an activation
+/// channels-last between two convs whose kernels both work that way (see
+/// [`PackedConv::writes_channels_last`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Layout {
+    /// `[N, C, H, W]`: each channel's plane contiguous.
+    #[default]
+    Nchw,
+    /// `[N, H, W, C]`: each pixel's channels contiguous.
+    Nhwc,
+}
 
 /// Forward convolution algorithm; every variant works for every geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -131,6 +146,22 @@ pub const WINOGRAD_MIN_BATCH: usize = 8;
 /// im2col, so they hold no unused filters.
 pub fn winograd_pays(isa: Isa) -> bool {
     matches!(isa, Isa::Avx2Fma | Isa::Avx512)
+}
+
+/// Whether the direct kernel (one vector over output channels; bias, ReLU and the 2x2 pool
+/// in registers) runs a layer over `in_channels` input channels on tier `isa` where its
+/// output is pooled or channels-last: in [`conv2d_forward_maxpool2x2`] (`Auto`) and in
+/// [`PackedConv`], which then prepares its weights. One input channel (conv1) on AVX2.
+///
+/// Kernel bench, AMD EPYC Zen 3, conv1 at batch 32, two rounds: fused with the pool
+/// (`conv1_forward_pool_b32/avx2/*`) 0.418-0.420 ms vs 0.696-0.699 ms for im2col's fused
+/// path, 0.400-0.403 ms packed with channels-last output. Unpooled NCHW output, which it
+/// writes through a transposed tile, loses (`conv1_forward_b32/avx2/*`: 0.569-0.580 vs
+/// 0.536-0.537 ms), so `Auto` keeps im2col there (training's forward). On the portable tier
+/// it loses everywhere (pooled 1.60-1.61 vs 0.83-0.90 ms: no FMA, 4 lanes). AVX-512 and
+/// NEON are untimed and keep im2col.
+pub fn direct_pays(in_channels: usize, isa: Isa) -> bool {
+    in_channels == 1 && isa == Isa::Avx2Fma
 }
 
 /// Images from which the packed path ([`PackedConv::runs_winograd`]) takes Winograd on tier
@@ -342,10 +373,26 @@ impl Kernels {
         check_len(OP, "weight", weight.len(), g.weight_len())?;
         let relu = activation == Activation::Relu;
         match algo.resolve_for(g, self.isa) {
-            ConvAlgo::Direct => direct::forward(self, g, input, weight, bias, relu, out, scratch),
+            ConvAlgo::Direct => {
+                let shape = [g.out_channels, g.in_channels, g.kernel_h, g.kernel_w];
+                let packed = direct::pack_weights(shape, self.lanes, weight);
+                let d = direct::Direct {
+                    weight: &packed,
+                    bias,
+                    relu,
+                    pool: false,
+                    input: Layout::Nchw,
+                    output: Layout::Nchw,
+                };
+                direct::forward(self, g, input, &d, out, scratch)
+            }
             ConvAlgo::Winograd => {
                 let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
-                winograd::forward(self, g, input, &u, bias, relu, false, out, scratch)
+                let x = winograd::Input {
+                    data: input,
+                    channels_last: false,
+                };
+                winograd::forward(self, g, x, &u, bias, relu, false, out, scratch)
             }
             _ => im2col::forward_raw(self, g, input, weight, bias, relu, false, out, scratch),
         }
@@ -363,15 +410,58 @@ impl Kernels {
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<()> {
+        let algo = ConvAlgo::Auto;
+        self.conv2d_forward_maxpool2x2_with(g, algo, input, weight, bias, activation, out, scratch)
+    }
+
+    /// [`conv2d_forward_maxpool2x2`] on this tier with a pinned algorithm (each pools in
+    /// its own epilogue: Winograd per 2x2 output tile, the direct kernel in registers,
+    /// im2col from the GEMM's staged output planes).
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_forward_maxpool2x2_with(
+        &self,
+        g: &Conv2dGeometry,
+        algo: ConvAlgo,
+        input: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        activation: Activation,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
         const OP: &str = "conv2d_forward_maxpool2x2";
         check_forward(OP, g, input, bias, out, scratch, true)?;
         check_len(OP, "weight", weight.len(), g.weight_len())?;
         let relu = activation == Activation::Relu;
-        if ConvAlgo::Auto.resolve_for(g, self.isa) != ConvAlgo::Winograd {
-            return im2col::forward_raw(self, g, input, weight, bias, relu, true, out, scratch);
+        let algo = if algo == ConvAlgo::Auto && direct_pays(g.in_channels, self.isa) {
+            ConvAlgo::Direct
+        } else {
+            algo.resolve_for(g, self.isa)
+        };
+        match algo {
+            ConvAlgo::Winograd => {
+                let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
+                let x = winograd::Input {
+                    data: input,
+                    channels_last: false,
+                };
+                winograd::forward(self, g, x, &u, bias, relu, true, out, scratch)
+            }
+            ConvAlgo::Direct => {
+                let shape = [g.out_channels, g.in_channels, g.kernel_h, g.kernel_w];
+                let packed = direct::pack_weights(shape, self.lanes, weight);
+                let d = direct::Direct {
+                    weight: &packed,
+                    bias,
+                    relu,
+                    pool: true,
+                    input: Layout::Nchw,
+                    output: Layout::Nchw,
+                };
+                direct::forward(self, g, input, &d, out, scratch)
+            }
+            _ => im2col::forward_raw(self, g, input, weight, bias, relu, true, out, scratch),
         }
-        let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
-        winograd::forward(self, g, input, &u, bias, relu, true, out, scratch)
     }
 
     /// [`conv2d_backward_input`] on this tier.

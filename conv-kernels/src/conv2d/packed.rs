@@ -7,7 +7,10 @@
 //! paths, so it can never disagree with itself: a caller that changes the weights makes a
 //! new one (`engine::Sequential` does this whenever its parameters may have changed).
 
-use super::{ConvAlgo, WINOGRAD_MIN_CHANNELS, check_forward, im2col, winograd, winograd_pays};
+use super::{
+    ConvAlgo, Layout, WINOGRAD_MIN_CHANNELS, check_forward, direct, direct_pays, im2col, winograd,
+    winograd_pays,
+};
 use crate::activation::Activation;
 use crate::dispatch::{Isa, Kernels, kernels};
 use crate::error::{KernelError, Result, check_len};
@@ -21,6 +24,8 @@ pub struct PackedConv {
     shape: [usize; 4],
     weight: Vec<f32>,
     winograd: Option<winograd::Filters>,
+    /// `[C·KH·KW, Op]` for the direct kernel, where it runs ([`super::direct_pays`]).
+    direct: Option<Vec<f32>>,
     /// `W [O, C·KH·KW]` packed for the im2col GEMM, where that runs on our GEMM.
     im2col: Option<PackedPanels>,
 }
@@ -49,9 +54,28 @@ impl PackedConv {
         self.winograd.is_some() && g.batch >= super::packed_winograd_min_batch(self.isa)
     }
 
+    /// Whether the direct kernel (one vector over output channels) runs this layer: filters
+    /// over one input channel on a tier where it wins ([`super::direct_pays`]).
+    pub fn runs_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Whether the forward pass of `g` can read its input channels-last ([`Layout::Nhwc`]):
+    /// the direct kernel and Winograd's input transform can, im2col cannot.
+    pub fn reads_channels_last(&self, g: &Conv2dGeometry) -> bool {
+        self.runs_direct() || self.runs_winograd(g)
+    }
+
+    /// Whether the forward pass of `g` can write its output channels-last: the direct
+    /// kernel's native layout (the others write NCHW only).
+    pub fn writes_channels_last(&self, _g: &Conv2dGeometry) -> bool {
+        self.runs_direct()
+    }
+
     /// f32 elements held (raw copy plus packed panels).
     pub fn len(&self) -> usize {
         self.weight.len()
+            + self.direct.as_ref().map_or(0, Vec::len)
             + self.winograd.as_ref().map_or(0, winograd::Filters::len)
             + self.im2col.as_ref().map_or(0, PackedPanels::len)
     }
@@ -70,9 +94,11 @@ impl PackedConv {
         self.len() == 0
     }
 
-    /// The forward pass (pooled when `pool`) after the caller's checks: Winograd on the
-    /// prepared filters when [`Self::runs_winograd`], else im2col (what `Auto` runs there),
-    /// on the prepared im2col weight where there is one.
+    /// The forward pass (pooled when `pool`) after the caller's checks: the direct kernel
+    /// where it was prepared and the output is pooled or either side channels-last (im2col
+    /// wins its unpooled NCHW output: [`super::direct_pays`]), else Winograd on the prepared filters when
+    /// [`Self::runs_winograd`], else im2col (what `Auto` runs there), on the prepared im2col
+    /// weight where there is one.
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
@@ -82,16 +108,43 @@ impl PackedConv {
         bias: Option<&[f32]>,
         activation: Activation,
         pool: bool,
+        io: Layouts,
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<()> {
         let relu = activation == Activation::Relu;
+        let nchw = Layouts::default();
+        if let (Some(weight), true) = (&self.direct, pool || io != nchw) {
+            let d = direct::Direct {
+                weight,
+                bias,
+                relu,
+                pool,
+                input: io.input,
+                output: io.output,
+            };
+            return direct::forward(k, g, input, &d, out, scratch);
+        }
+        let refuse = |what: &str| KernelError::Geometry {
+            op: "conv2d_forward_packed",
+            reason: format!("{what} channels-last is not supported on this layer's path"),
+        };
+        if io.output != Layout::Nchw {
+            return Err(refuse("output"));
+        }
         if let (Some(u), true) = (&self.winograd, self.runs_winograd(g)) {
-            return winograd::forward(k, g, input, u, bias, relu, pool, out, scratch);
+            let x = winograd::Input {
+                data: input,
+                channels_last: io.input == Layout::Nhwc,
+            };
+            return winograd::forward(k, g, x, u, bias, relu, pool, out, scratch);
+        }
+        if io.input != Layout::Nchw {
+            return Err(refuse("input"));
         }
         // Below the packed Winograd rule `Auto` runs im2col too: its Winograd rule needs the
         // same filters and a larger batch (checked at compile time in `super`), and it
-        // never picks Direct.
+        // takes Direct only where the direct weights were prepared.
         debug_assert_eq!(ConvAlgo::Auto.resolve_for(g, k.isa()), ConvAlgo::Im2colGemm);
         let w = self.im2col_weight();
         im2col::forward(k, g, input, w, bias, relu, pool, out, scratch)
@@ -132,6 +185,31 @@ pub fn conv2d_forward_packed(
     kernels().conv2d_forward_packed(g, input, weight, bias, activation, out, scratch)
 }
 
+/// The layouts a packed forward pass reads and writes (both NCHW by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Layouts {
+    /// The input's layout.
+    pub input: Layout,
+    /// The output's layout.
+    pub output: Layout,
+}
+
+/// [`Kernels::conv2d_forward_packed_io`] on the process-wide tier.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_packed_io(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    weight: &PackedConv,
+    bias: Option<&[f32]>,
+    activation: Activation,
+    pool: bool,
+    io: Layouts,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    kernels().conv2d_forward_packed_io(g, input, weight, bias, activation, pool, io, out, scratch)
+}
+
 /// [`Kernels::conv2d_forward_maxpool2x2_packed`] on the process-wide tier.
 pub fn conv2d_forward_maxpool2x2_packed(
     g: &Conv2dGeometry,
@@ -164,10 +242,13 @@ impl Kernels {
             } else {
                 None
             };
+        let direct =
+            direct_pays(c, self.isa()).then(|| direct::pack_weights(shape, self.lanes, weight));
         Ok(PackedConv {
             isa: self.isa(),
             shape,
             weight: weight.to_vec(),
+            direct,
             winograd,
             im2col: im2col::pack_forward_weight(self, o, c * kh * kw, weight)?,
         })
@@ -193,7 +274,8 @@ impl Kernels {
         const OP: &str = "conv2d_forward_packed";
         weight.check(OP, self, g)?;
         check_forward(OP, g, input, bias, out, scratch, false)?;
-        weight.forward(self, g, input, bias, activation, false, out, scratch)
+        let io = Layouts::default();
+        weight.forward(self, g, input, bias, activation, false, io, out, scratch)
     }
 
     /// [`crate::conv2d_forward_maxpool2x2`] with prepared weights.
@@ -215,6 +297,35 @@ impl Kernels {
         const OP: &str = "conv2d_forward_maxpool2x2_packed";
         weight.check(OP, self, g)?;
         check_forward(OP, g, input, bias, out, scratch, true)?;
-        weight.forward(self, g, input, bias, activation, true, out, scratch)
+        let io = Layouts::default();
+        weight.forward(self, g, input, bias, activation, true, io, out, scratch)
+    }
+
+    /// [`Self::conv2d_forward_packed`] (or, when `pool`, its fused 2x2 max-pool variant)
+    /// with the input and output in the layouts `io` names: `[N, H, W, C]` for
+    /// [`Layout::Nhwc`]. An inference pass hands a channels-last activation from a layer
+    /// that [`PackedConv::writes_channels_last`] to one that
+    /// [`PackedConv::reads_channels_last`], and skips two transpositions.
+    ///
+    /// # Errors
+    /// As [`Self::conv2d_forward_packed`], and [`KernelError::Geometry`] when the layer's
+    /// path cannot read or write the layout asked for.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_forward_packed_io(
+        &self,
+        g: &Conv2dGeometry,
+        input: &[f32],
+        weight: &PackedConv,
+        bias: Option<&[f32]>,
+        activation: Activation,
+        pool: bool,
+        io: Layouts,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "conv2d_forward_packed_io";
+        weight.check(OP, self, g)?;
+        check_forward(OP, g, input, bias, out, scratch, pool)?;
+        weight.forward(self, g, input, bias, activation, pool, io, out, scratch)
     }
 }

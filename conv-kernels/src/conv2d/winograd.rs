@@ -214,11 +214,18 @@ pub(crate) unsafe fn weights_simd<V: F32Vec>(w: &[f32], u: &mut [f32]) {
     }
 }
 
-/// Copies `nimg` NCHW images of `x` into `stage`, channels-last `[img, sh, sw, cp]`:
-/// staged position `(i, j)` holds input row `i - pad_top`, column `j - pad_left`, and zeros
-/// where that lies outside the image or the channel is padding. Where the staging is the
-/// image itself (no padding, no overhang, whole vectors of channels) it is a transposition
-/// of each image's `C x HW` matrix, done in `LANES x LANES` blocks.
+/// Whether the staged chunk is the input itself: no padding, no overhang, whole vectors of
+/// channels (then NHWC input needs no staging at all, and NCHW only a transposition).
+fn stages_as_is(g: &Conv2dGeometry, cp: usize) -> bool {
+    let (sh, sw) = (2 * g.out_h.div_ceil(2) + 4, 2 * g.out_w.div_ceil(2) + 4);
+    g.pad_top == 0 && g.pad_left == 0 && sh == g.in_h && sw == g.in_w && cp == g.in_channels
+}
+
+/// Copies `nimg` images of `x` (NCHW, or NHWC when `channels_last`) into `stage`,
+/// channels-last `[img, sh, sw, cp]`: staged position `(i, j)` holds input row `i -
+/// pad_top`, column `j - pad_left`, and zeros where that lies outside the image or the
+/// channel is padding. Where the staging is an NCHW image itself ([`stages_as_is`]) it is a
+/// transposition of each image's `C x HW` matrix, done in `LANES x LANES` blocks.
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA.
@@ -226,6 +233,7 @@ pub(crate) unsafe fn weights_simd<V: F32Vec>(w: &[f32], u: &mut [f32]) {
 unsafe fn stage_simd<V: F32Vec>(
     g: &Conv2dGeometry,
     x: &[f32],
+    channels_last: bool,
     nimg: usize,
     cp: usize,
     stage: &mut [f32],
@@ -233,7 +241,7 @@ unsafe fn stage_simd<V: F32Vec>(
     let (sh, sw) = (2 * g.out_h.div_ceil(2) + 4, 2 * g.out_w.div_ceil(2) + 4);
     let stage = &mut stage[..nimg * sh * sw * cp];
     let (plane, c_all, l) = (g.in_h * g.in_w, g.in_channels, V::LANES);
-    let same = g.pad_top == 0 && g.pad_left == 0 && sh == g.in_h && sw == g.in_w && cp == c_all;
+    let same = stages_as_is(g, cp) && !channels_last;
     if !same {
         stage.fill(0.0);
     }
@@ -267,6 +275,15 @@ unsafe fn stage_simd<V: F32Vec>(
             }
             continue;
         }
+        if channels_last {
+            for h in 0..rows {
+                for w in 0..cols {
+                    let at = ((h + g.pad_top) * sw + g.pad_left + w) * cp;
+                    dst[at..][..c_all].copy_from_slice(&src[(h * g.in_w + w) * c_all..][..c_all]);
+                }
+            }
+            continue;
+        }
         for (c, chan) in src.chunks_exact(plane).enumerate() {
             for h in 0..rows {
                 let row = &chan[h * g.in_w..][..cols];
@@ -279,7 +296,8 @@ unsafe fn stage_simd<V: F32Vec>(
     }
 }
 
-/// Stages `nimg` NCHW images of `x` channels-last into `stage` ([`stage_simd`]) and
+/// Stages `nimg` images of `x` (NCHW, or NHWC when `channels_last`) channels-last into
+/// `stage` ([`stage_simd`]; an NHWC chunk that [`stages_as_is`] is read in place) and
 /// transforms every tile into `v` `[36, T, cp]` (T = nimg · tiles per image, planes [`plane_stride`]`(T · cp)`
 /// apart): `v[ξ]` is the `T x cp` left GEMM operand, row-major. One vector of channels per
 /// step, `cp` a multiple of `V::LANES`.
@@ -290,14 +308,19 @@ unsafe fn stage_simd<V: F32Vec>(
 pub(crate) unsafe fn input_simd<V: F32Vec>(
     g: &Conv2dGeometry,
     x: &[f32],
+    channels_last: bool,
     nimg: usize,
     cp: usize,
     stage: &mut [f32],
     v: &mut [f32],
 ) {
-    // SAFETY: forwarded precondition.
-    unsafe { stage_simd::<V>(g, x, nimg, cp, stage) };
-    let stage = &*stage;
+    let stage = if channels_last && stages_as_is(g, cp) {
+        x
+    } else {
+        // SAFETY: forwarded precondition.
+        unsafe { stage_simd::<V>(g, x, channels_last, nimg, cp, stage) };
+        &*stage
+    };
     let (tiles_h, tiles_w) = (g.out_h.div_ceil(2), g.out_w.div_ceil(2));
     let (sh, sw) = (2 * tiles_h + 4, 2 * tiles_w + 4);
     let t_all = nimg * tiles_h * tiles_w;
@@ -496,6 +519,13 @@ pub(crate) fn pack_weights(
         .map(Filters::Packed)
 }
 
+/// The input of [`forward`]: the batch, NCHW or (`channels_last`) NHWC.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Input<'a> {
+    pub data: &'a [f32],
+    pub channels_last: bool,
+}
+
 /// Forward convolution by Winograd F(2x2, 5x5) with the packed transformed filters `u` (36
 /// of them, from [`pack_weights`] on the same tier), the bias + ReLU epilogue and, when
 /// `pool`, the 2x2 max-pool (`out` then holds the pooled `[N, O, OH/2, OW/2]`).
@@ -503,7 +533,7 @@ pub(crate) fn pack_weights(
 pub(crate) fn forward(
     k: &Kernels,
     g: &Conv2dGeometry,
-    x: &[f32],
+    x: Input<'_>,
     u: &Filters,
     bias: Option<&[f32]>,
     relu: bool,
@@ -533,7 +563,8 @@ pub(crate) fn forward(
         if let Some(b) = bias {
             bias_padded[..o_all].copy_from_slice(&b[..o_all]);
         }
-        (k.winograd_input)(g, &x[n0 * in_img..][..nimg * in_img], nimg, cp, stage, v);
+        let xs = &x.data[n0 * in_img..][..nimg * in_img];
+        (k.winograd_input)(g, xs, x.channels_last, nimg, cp, stage, v);
         for xi in 0..XI {
             let a = MatRef::row_major(&v[xi * vs..][..t * cp], cp);
             let c = MatMut::row_major(&mut m[xi * ms..][..t * op], op);

@@ -247,10 +247,11 @@ fn conv2d_matches_reference_kernel_wider_than_same_padded_input() {
 }
 
 /// The fused conv + bias + ReLU + 2x2 max-pool gives exactly the values of the conv `Auto`
-/// picks followed by the pool kernel, on every tier: conv2's shape at batches that run
+/// picks followed by the pool kernel, and so does each pinned algorithm's fused kernel, on
+/// every tier: conv2's shape at batches that run
 /// im2col (1, 5) and Winograd (9; 16 tiles per image, two whole vectors), 'same' 6x6 outputs
 /// (9 tiles, vectors straddling images), a batch that leaves a partial last chunk, conv1's
-/// shape (one channel, im2col everywhere) and a 3x3 kernel (im2col only).
+/// shape (one channel: the direct kernel where it pays) and a 3x3 kernel.
 #[test]
 fn conv2d_forward_maxpool2x2_equals_conv_then_pool() {
     for (n, c, h, w, o, kernel, padding) in [
@@ -270,22 +271,46 @@ fn conv2d_forward_maxpool2x2_equals_conv_then_pool() {
         let p = conv_kernels::Pool2dGeometry::two_by_two(n, o, g.out_h, g.out_w).unwrap();
         let mut scratch = vec![f32::NAN; conv2d_scratch_len(&g)];
         for k in tiers() {
-            let mut full = vec![f32::NAN; g.output_len()];
-            k.conv2d_forward(
-                &g,
-                ConvAlgo::Auto,
-                &x,
-                &wt,
-                Some(&b),
-                Activation::Relu,
-                &mut full,
-                &mut scratch,
-            )
-            .unwrap();
-            let mut want = vec![f32::NAN; p.output_len()];
-            let mut argmax = vec![0u32; p.output_len()];
-            k.maxpool2d_forward(&p, &full, &mut want, &mut argmax)
+            let mut by_algo = Vec::new();
+            for algo in [ConvAlgo::Im2colGemm, ConvAlgo::Direct, ConvAlgo::Winograd] {
+                let mut full = vec![f32::NAN; g.output_len()];
+                k.conv2d_forward(
+                    &g,
+                    algo,
+                    &x,
+                    &wt,
+                    Some(&b),
+                    Activation::Relu,
+                    &mut full,
+                    &mut scratch,
+                )
                 .unwrap();
+                let mut want = vec![f32::NAN; p.output_len()];
+                let mut argmax = vec![0u32; p.output_len()];
+                k.maxpool2d_forward(&p, &full, &mut want, &mut argmax)
+                    .unwrap();
+                let mut got = vec![f32::NAN; p.output_len()];
+                k.conv2d_forward_maxpool2x2_with(
+                    &g,
+                    algo,
+                    &x,
+                    &wt,
+                    Some(&b),
+                    Activation::Relu,
+                    &mut got,
+                    &mut scratch,
+                )
+                .unwrap();
+                assert_eq!(bits(&got), bits(&want), "{:?} {algo:?} {g:?}", k.isa());
+                by_algo.push((algo.resolve_for(&g, k.isa()), want));
+            }
+            // `Auto` fused runs the direct kernel where it pays, else what `Auto` picks.
+            let expect = if conv_kernels::conv2d::direct_pays(c, k.isa()) {
+                ConvAlgo::Direct
+            } else {
+                ConvAlgo::Auto.resolve_for(&g, k.isa())
+            };
+            let want = &by_algo.iter().find(|(a, _)| *a == expect).unwrap().1;
             let mut got = vec![f32::NAN; p.output_len()];
             k.conv2d_forward_maxpool2x2(
                 &g,
@@ -297,7 +322,7 @@ fn conv2d_forward_maxpool2x2_equals_conv_then_pool() {
                 &mut scratch,
             )
             .unwrap();
-            assert_eq!(bits(&got), bits(&want), "{:?} {g:?}", k.isa());
+            assert_eq!(bits(&got), bits(want), "{:?} Auto {g:?}", k.isa());
         }
     }
     // Odd output sizes are refused, not computed wrongly.

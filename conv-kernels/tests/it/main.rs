@@ -10,5 +10,6 @@ mod elementwise;
 mod errors;
 mod gemm;
 mod gradcheck;
+mod layouts;
 mod loss;
 mod pool;
