@@ -11,6 +11,7 @@ use crate::layers::{Layer, Plan, Step};
 use crate::packed::PackedWeights;
 use crate::params::ParamSet;
 use crate::spec::{LayerShape, LayerSpec, ModelSpec};
+use conv_kernels::{Layout, Layouts};
 use std::sync::{Arc, OnceLock};
 
 /// Images per inference micro-batch when none is given. For the Table 1 CNN on one core the
@@ -127,6 +128,30 @@ fn fuses_with_pool(
         && next.src == conv_dst
         && conv.relu
         && conv_kernels::conv2d_pool_fusable(g)
+}
+
+/// Whether the activation in buffer `buf` goes, through element-wise in-place steps only
+/// (Dropout, the identity at inference; ReLU), to a conv whose packed path reads it
+/// channels-last. Then the conv writing it may write it so, and neither side transposes.
+fn next_conv_reads_channels_last<'a>(
+    rest: impl Iterator<Item = &'a Step>,
+    buf: usize,
+    m: usize,
+    packed: &PackedWeights,
+) -> Result<bool> {
+    for step in rest {
+        match &step.layer {
+            Layer::Dropout(_) | Layer::Relu(_) if step.src == buf && step.dst == buf => {}
+            Layer::Conv2d(c) if step.src == buf => {
+                let Some(w) = packed.conv(c.param) else {
+                    return Ok(false);
+                };
+                return Ok(w.reads_channels_last(&c.geometry(m)?));
+            }
+            _ => return Ok(false),
+        }
+    }
+    Ok(false)
 }
 
 /// Where the current activation lives during inference.
@@ -551,6 +576,9 @@ impl Sequential {
             Loc::External
         };
         let mut len = m * self.plan.input_len;
+        // The current activation's layout: channels-last only between two convs that both
+        // work that way (see `next_conv_reads_channels_last`).
+        let mut layout = Layout::Nchw;
         let InferenceScratch {
             input,
             ping,
@@ -588,20 +616,35 @@ impl Sequential {
                 Loc::Pong => (&pong[..], &mut ping[..], Loc::Ping),
             };
             let src = &src[..len];
+            if layout != Layout::Nchw && !matches!(step.layer, Layer::Conv2d(_)) {
+                return Err(Error::InvalidArgument(
+                    "internal: a channels-last activation reached a layer that reads NCHW".into(),
+                ));
+            }
             match &step.layer {
                 Layer::Conv2d(c) => {
                     let (_, b) = param_pair(&self.params, c.param)?;
                     let w = packed.conv(c.param).ok_or_else(missing)?;
                     let g = c.geometry(m)?;
+                    // Conv + bias + ReLU + 2x2 max-pool in one kernel: the full-size
+                    // activation is never written (inference needs no argmax).
                     let pool = steps.next_if(|next| fuses_with_pool(c, &g, next, step.dst));
-                    if let Some(pool) = pool {
-                        // Conv + bias + ReLU + 2x2 max-pool in one kernel: the full-size
-                        // activation is never written (inference needs no argmax).
-                        out_len = m * self.plan.buf_len[pool.dst];
-                        c.forward_pooled(&g, &src[..len], w, b, &mut dst[..out_len], conv)?;
+                    let written = pool.map_or(step.dst, |p| p.dst);
+                    out_len = m * self.plan.buf_len[written];
+                    let output = if w.writes_channels_last(&g)
+                        && next_conv_reads_channels_last(steps.clone(), written, m, packed)?
+                    {
+                        Layout::Nhwc
                     } else {
-                        c.forward_packed(&g, src, w, b, &mut dst[..out_len], conv)?;
-                    }
+                        Layout::Nchw
+                    };
+                    let io = Layouts {
+                        input: layout,
+                        output,
+                    };
+                    let out = &mut dst[..out_len];
+                    c.forward_packed(&g, src, w, b, pool.is_some(), io, out, conv)?;
+                    layout = output;
                 }
                 Layer::Dense(d) => {
                     let (_, b) = param_pair(&self.params, d.param)?;

@@ -1,6 +1,6 @@
 //! [`Conv2d`]: stride-1 convolution with the bias and optional ReLU fused into the kernel.
 
-use conv_kernels::{Activation, Conv2dGeometry, PackedConv, Padding};
+use conv_kernels::{Activation, Conv2dGeometry, Layouts, PackedConv, Padding};
 
 use crate::error::Result;
 
@@ -74,48 +74,33 @@ impl Conv2d {
         Ok(())
     }
 
-    /// [`Conv2d::forward`] with the weights prepared once per model version (inference).
+    /// [`Conv2d::forward`] with the weights prepared once per model version (inference),
+    /// fused with the following 2x2 max-pool when `pool`, reading and writing the layouts
+    /// `io` names (see [`conv_kernels::conv2d_forward_packed_io`]).
+    ///
+    /// # Shapes
+    /// As [`Conv2d::forward`] (NCHW, or NHWC where `io` says so), out `[n, O, OH/2, OW/2]`
+    /// when pooled.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward_packed(
         &self,
         g: &Conv2dGeometry,
         input: &[f32],
         weight: &PackedConv,
         bias: &[f32],
+        pool: bool,
+        io: Layouts,
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<()> {
-        conv_kernels::conv2d_forward_packed(
+        conv_kernels::conv2d_forward_packed_io(
             g,
             input,
             weight,
             Some(bias),
             self.activation(),
-            out,
-            scratch,
-        )?;
-        Ok(())
-    }
-
-    /// `out = maxpool2x2(act(conv(input, weight) + bias))` in one kernel on prepared weights
-    /// (inference; see [`conv_kernels::conv2d_forward_maxpool2x2_packed`]).
-    ///
-    /// # Shapes
-    /// As [`Conv2d::forward`], out `[n, O, OH/2, OW/2]`.
-    pub fn forward_pooled(
-        &self,
-        g: &Conv2dGeometry,
-        input: &[f32],
-        weight: &PackedConv,
-        bias: &[f32],
-        out: &mut [f32],
-        scratch: &mut [f32],
-    ) -> Result<()> {
-        conv_kernels::conv2d_forward_maxpool2x2_packed(
-            g,
-            input,
-            weight,
-            Some(bias),
-            self.activation(),
+            pool,
+            io,
             out,
             scratch,
         )?;

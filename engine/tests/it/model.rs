@@ -465,3 +465,72 @@ fn packed_weights_never_go_stale() -> TestResult {
     assert_eq!(predict(&swapped, 33), after.1);
     Ok(())
 }
+
+/// Inference (packed weights, conv1 handing conv2 a channels-last activation where both
+/// kernels work that way, fused pools) gives the probabilities of the naive reference
+/// forward pass of the Table 1 CNN, at batch 1 and at a batch that runs Winograd.
+#[test]
+fn inference_matches_the_naive_reference_forward() -> TestResult {
+    use conv_kernels::conv2d::reference as conv;
+    use conv_kernels::dense::reference as dense;
+    use conv_kernels::loss::reference as loss;
+    use conv_kernels::pool::reference as pool;
+    use conv_kernels::{Conv2dGeometry, DenseGeometry, Padding, Pool2dGeometry};
+
+    let spec = engine::presets::table1_cnn();
+    let model = Sequential::new(spec.clone(), 11)?;
+    let p = |name: &str| -> Result<&[f32], String> {
+        Ok(model.params().get(name).ok_or(name.to_string())?.data())
+    };
+    for n in [1, 33] {
+        let images: Vec<u8> = (0..n * spec.input_len())
+            .map(|i| (i * 53 % 256) as u8)
+            .collect();
+        let mut got = vec![0.0; n * 10];
+        model.predict(Pixels::U8(&images), &mut got)?;
+
+        let x: Vec<f32> = images.iter().map(|&v| f32::from(v) / 255.0).collect();
+        let conv_pool = |x: &[f32], g: Conv2dGeometry, w: &[f32], b: &[f32]| {
+            let mut y = vec![0.0; g.output_len()];
+            conv::conv2d_forward(&g, x, w, Some(b), true, &mut y);
+            let pg = Pool2dGeometry::two_by_two(g.batch, g.out_channels, g.out_h, g.out_w)
+                .expect("pool geometry");
+            let mut out = vec![0.0; pg.output_len()];
+            pool::maxpool2d_forward(&pg, &y, &mut out, &mut vec![0; pg.output_len()]);
+            out
+        };
+        let g1 = Conv2dGeometry::new(n, 1, 28, 28, 32, 5, 5, Padding::Valid)?;
+        let h1 = conv_pool(&x, g1, p("conv1.weight")?, p("conv1.bias")?);
+        let g2 = Conv2dGeometry::new(n, 32, 12, 12, 64, 5, 5, Padding::Valid)?;
+        let h2 = conv_pool(&h1, g2, p("conv2.weight")?, p("conv2.bias")?);
+        let d1 = DenseGeometry::new(n, 1024, 256)?;
+        let mut h3 = vec![0.0; n * 256];
+        dense::dense_forward(
+            &d1,
+            &h2,
+            p("fc1.weight")?,
+            Some(p("fc1.bias")?),
+            true,
+            &mut h3,
+        );
+        let d2 = DenseGeometry::new(n, 256, 10)?;
+        let mut logits = vec![0.0; n * 10];
+        dense::dense_forward(
+            &d2,
+            &h3,
+            p("fc2.weight")?,
+            Some(p("fc2.bias")?),
+            false,
+            &mut logits,
+        );
+        let mut want = vec![0.0; n * 10];
+        loss::softmax_forward(&logits, 10, &mut want);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 2e-5,
+                "batch {n} [{i}]: {g} vs reference {w}"
+            );
+        }
+    }
+    Ok(())
+}
