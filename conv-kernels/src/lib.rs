@@ -22,7 +22,8 @@
 //! ```
 //!
 //! ## Layouts
-//! Activations NCHW; conv weights OIHW `(out, in, kh, kw)`; dense input `[N, in]`, weights
+//! Activations NCHW (the packed conv path can also pass `[N, H, W, C]` between two layers:
+//! [`Layout`]); conv weights OIHW `(out, in, kh, kw)`; dense input `[N, in]`, weights
 //! `[out, in]` (PyTorch's layouts, so safetensors files map 1:1). Callers own outputs and
 //! scratch ([`conv2d_scratch_len`] sizes the conv scratch); the only allocations are our
 //! GEMM's per-thread packing buffer (grown once, then reused) and the unpacked Winograd

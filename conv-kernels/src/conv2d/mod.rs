@@ -8,15 +8,19 @@
 //!   weight is packed once (per call, or per model version by [`PackedConv`]) for our GEMM
 //!   and, for 'valid' rows of whole 8-float moves, the unrolled matrix is written straight
 //!   into our GEMM's packed B panels (implicit GEMM: never materialised); elsewhere
-//!   `matrixmultiply`'s sgemm multiplies it (it won or tied on AVX2). It wins conv1
-//!   everywhere and conv2 at batch 1 and on the portable and NEON tiers.
+//!   `matrixmultiply`'s sgemm multiplies it (it won or tied on AVX2). It runs conv1's
+//!   unpooled NCHW forward (training) everywhere, conv1 where the direct kernel does not
+//!   pay, and conv2 at small batches on AVX-512 and on the portable and NEON tiers.
 //!   Both gradients always use it: `dcol = Wᵀ·dY` then col2im (Wᵀ packed once per call on
 //!   AVX-512), and `dW = dY·colᵀ`.
-//! * [`ConvAlgo::Direct`] (`direct.rs`, forward only): output rows accumulate in SIMD
-//!   registers straight from a zero-padded copy of the image (one weight broadcast and one
-//!   load per multiply-add). Meant for small K (conv1: one channel, 25 taps), but measured
-//!   2.5-4x slower than im2col there on every tier, AVX-512 included; it stays callable
-//!   for tests and benches, and `Auto` never picks it.
+//! * [`ConvAlgo::Direct`] (`direct.rs`, forward only): one vector over output channels,
+//!   a 2 x 6 block of output pixels in registers, each input value broadcast once per
+//!   kernel row; bias, ReLU and the 2x2 pool on the accumulators, stored channels-last.
+//!   For small reductions (conv1: one channel, 25 taps), where im2col spends as long
+//!   unrolling, packing and pooling as multiplying. It runs conv1 fused with its pool and
+//!   in [`PackedConv`] on AVX2 ([`direct_pays`]: 1.7x faster than im2col's fused path
+//!   there); its unpooled NCHW output goes through a transposition and loses to im2col.
+//!   (Its predecessor, with lanes over output columns, lost everywhere and is gone.)
 //! * [`ConvAlgo::Winograd`] (`winograd.rs`, forward only, 5x5 kernels): F(2x2, 5x5), 2.78x
 //!   fewer multiplies than direct convolution, as 36 GEMMs over transformed tiles (on our
 //!   GEMM with the transformed filters packed, on the AVX2 and AVX-512 tiers).
@@ -27,6 +31,14 @@
 //!   batch 8 on AVX2 and AVX-512, im2col otherwise. The packed path has its own rule
 //!   ([`PackedConv::runs_winograd`]): with no per-call weight transform, Winograd pays from
 //!   [`packed_winograd_min_batch`] images (1 on AVX2, 4 on AVX-512; [`winograd_pays`]).
+//!
+//! # Layouts
+//! Every entry point takes and gives NCHW, except [`Kernels::conv2d_forward_packed_io`]:
+//! there a layer whose packed path [`PackedConv::writes_channels_last`] (the direct kernel)
+//! may hand its output to one that [`PackedConv::reads_channels_last`] (the direct kernel,
+//! and Winograd, whose transforms work channels-last anyway) as `[N, H, W, C]`
+//! ([`Layout::Nhwc`]), and neither side transposes. The engine's inference does this
+//! between conv1 and conv2.
 //!
 //! The public functions validate every buffer against the [`Conv2dGeometry`] and return a
 //! [`crate::KernelError`] before touching memory; [`reference`](mod@reference) holds the naive oracle.

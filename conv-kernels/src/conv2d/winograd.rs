@@ -12,7 +12,8 @@
 //!
 //! The input and output transforms run on the dispatched SIMD tier with **one vector over
 //! channels**: the chunk is first staged channels-last (a transposition in `LANES x LANES`
-//! blocks), so each of a tile's 36 values for a block of channels is one contiguous load,
+//! blocks; none at all for channels-last input that needs no zero border, which is read in
+//! place), so each of a tile's 36 values for a block of channels is one contiguous load,
 //! and V and M are row-major with channels contiguous. (Lanes over tiles, the earlier
 //! layout, needed 36 scalar stores per tile and channel to transpose the input: 13-21 % of
 //! the batched model; BENCHMARKS.md.) The GEMMs read V's rows in place (no packing) against
