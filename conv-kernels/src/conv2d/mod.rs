@@ -165,13 +165,14 @@ pub fn winograd_pays(isa: Isa) -> bool {
 /// output is pooled or channels-last: in [`conv2d_forward_maxpool2x2`] (`Auto`) and in
 /// [`PackedConv`], which then prepares its weights. One input channel (conv1) on AVX2.
 ///
-/// Kernel bench, AMD EPYC Zen 3, conv1 at batch 32, two rounds: fused with the pool
-/// (`conv1_forward_pool_b32/avx2/*`) 0.418-0.420 ms vs 0.696-0.699 ms for im2col's fused
-/// path, 0.400-0.403 ms packed with channels-last output. Unpooled NCHW output, which it
-/// writes through a transposed tile, loses (`conv1_forward_b32/avx2/*`: 0.569-0.580 vs
-/// 0.536-0.537 ms), so `Auto` keeps im2col there (training's forward). On the portable tier
-/// it loses everywhere (pooled 1.60-1.61 vs 0.83-0.90 ms: no FMA, 4 lanes). AVX-512 and
-/// NEON are untimed and keep im2col.
+/// Kernel bench, AMD EPYC Zen 3, conv1 at batch 32, three rounds (`d8b3f14`): fused with the
+/// pool (`conv1_forward_pool_b32/avx2/*`) 0.396-0.496 ms vs 0.712-0.762 ms for im2col's
+/// fused path, 0.379-0.406 ms packed with channels-last output (71-76 % of the FMA probe in
+/// the same rounds). Unpooled NCHW output, which it writes through a transposed tile, ties
+/// (`conv1_forward_b32/avx2/*`: 0.527 / 0.533 / 0.649 vs 0.545-0.550 ms), so `Auto` keeps
+/// im2col there (training's forward). On the portable tier it loses everywhere (pooled
+/// 1.60-1.61 vs 0.83-0.90 ms: no FMA, 4 lanes). AVX-512 and NEON are untimed and keep
+/// im2col.
 pub fn direct_pays(in_channels: usize, isa: Isa) -> bool {
     in_channels == 1 && isa == Isa::Avx2Fma
 }
