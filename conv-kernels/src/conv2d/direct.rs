@@ -382,6 +382,33 @@ pub(crate) struct Direct<'a> {
     pub output: Layout,
 }
 
+/// Forward convolution, direct, on raw `[O, C, KH, KW]` weights (packed here, per call),
+/// NCHW in and out: the unpacked entry points' form.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_raw(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    pool: bool,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    let shape = [g.out_channels, g.in_channels, g.kernel_h, g.kernel_w];
+    let weight = pack_weights(shape, k.lanes, w);
+    let d = Direct {
+        weight: &weight,
+        bias,
+        relu,
+        pool,
+        input: Layout::Nchw,
+        output: Layout::Nchw,
+    };
+    forward(k, g, x, &d, out, scratch)
+}
+
 /// Forward convolution, direct: images in parallel, one slot of scratch per worker.
 pub(crate) fn forward(
     k: &Kernels,

@@ -303,11 +303,13 @@ pub fn conv2d_pool_fusable(g: &Conv2dGeometry) -> bool {
 
 /// Forward convolution fused with the following 2x2 stride-2 max-pool, for inference:
 /// `out = maxpool2x2(act(conv(input, weight) + bias))`, without writing the full-size
-/// activation or an argmax, on the algorithm [`ConvAlgo::Auto`] picks (Winograd pools each
-/// 2x2 output tile; im2col pools each output plane from the GEMM's staging rows). Values are
-/// bit-identical to [`Kernels::conv2d_forward`] with that algorithm followed by
-/// [`crate::maxpool2d_forward`] (for Winograd when the activation is ReLU: its tile maximum
-/// is a plain `max`, exact on ReLU's outputs, which are never NaN or -0.0).
+/// activation or an argmax: on the direct kernel where [`direct_pays`] (it pools in
+/// registers), else on the algorithm [`ConvAlgo::Auto`] picks (Winograd pools each 2x2
+/// output tile; im2col pools each output plane from the GEMM's staging rows). Values are
+/// bit-identical to [`Kernels::conv2d_forward`] with the algorithm that ran followed by
+/// [`crate::maxpool2d_forward`] (when the activation is ReLU: the fused maximum is a plain
+/// `max`, exact on ReLU's outputs, which are never NaN or -0.0). Pin the algorithm with
+/// [`Kernels::conv2d_forward_maxpool2x2_with`].
 ///
 /// # Shapes
 /// input `[N, C, H, W]`, weight `[O, C, KH, KW]`, bias `[O]`, out `[N, O, OH/2, OW/2]`,
@@ -385,30 +387,12 @@ impl Kernels {
         check_forward(OP, g, input, bias, out, scratch, false)?;
         check_len(OP, "weight", weight.len(), g.weight_len())?;
         let relu = activation == Activation::Relu;
-        match algo.resolve_for(g, self.isa) {
-            ConvAlgo::Direct => {
-                let shape = [g.out_channels, g.in_channels, g.kernel_h, g.kernel_w];
-                let packed = direct::pack_weights(shape, self.lanes, weight);
-                let d = direct::Direct {
-                    weight: &packed,
-                    bias,
-                    relu,
-                    pool: false,
-                    input: Layout::Nchw,
-                    output: Layout::Nchw,
-                };
-                direct::forward(self, g, input, &d, out, scratch)
-            }
-            ConvAlgo::Winograd => {
-                let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
-                let x = winograd::Input {
-                    data: input,
-                    channels_last: false,
-                };
-                winograd::forward(self, g, x, &u, bias, relu, false, out, scratch)
-            }
-            _ => im2col::forward_raw(self, g, input, weight, bias, relu, false, out, scratch),
-        }
+        let forward_raw = match algo.resolve_for(g, self.isa) {
+            ConvAlgo::Direct => direct::forward_raw,
+            ConvAlgo::Winograd => winograd::forward_raw,
+            _ => im2col::forward_raw,
+        };
+        forward_raw(self, g, input, weight, bias, relu, false, out, scratch)
     }
 
     /// [`conv2d_forward_maxpool2x2`] on this tier.
@@ -451,30 +435,12 @@ impl Kernels {
         } else {
             algo.resolve_for(g, self.isa)
         };
-        match algo {
-            ConvAlgo::Winograd => {
-                let u = winograd::pack_weights(self, g.out_channels, g.in_channels, weight)?;
-                let x = winograd::Input {
-                    data: input,
-                    channels_last: false,
-                };
-                winograd::forward(self, g, x, &u, bias, relu, true, out, scratch)
-            }
-            ConvAlgo::Direct => {
-                let shape = [g.out_channels, g.in_channels, g.kernel_h, g.kernel_w];
-                let packed = direct::pack_weights(shape, self.lanes, weight);
-                let d = direct::Direct {
-                    weight: &packed,
-                    bias,
-                    relu,
-                    pool: true,
-                    input: Layout::Nchw,
-                    output: Layout::Nchw,
-                };
-                direct::forward(self, g, input, &d, out, scratch)
-            }
-            _ => im2col::forward_raw(self, g, input, weight, bias, relu, true, out, scratch),
-        }
+        let forward_raw = match algo {
+            ConvAlgo::Winograd => winograd::forward_raw,
+            ConvAlgo::Direct => direct::forward_raw,
+            _ => im2col::forward_raw,
+        };
+        forward_raw(self, g, input, weight, bias, relu, true, out, scratch)
     }
 
     /// [`conv2d_backward_input`] on this tier.

@@ -271,11 +271,10 @@ impl Kernels {
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<()> {
-        const OP: &str = "conv2d_forward_packed";
-        weight.check(OP, self, g)?;
-        check_forward(OP, g, input, bias, out, scratch, false)?;
-        let io = Layouts::default();
-        weight.forward(self, g, input, bias, activation, false, io, out, scratch)
+        let (op, io) = ("conv2d_forward_packed", Layouts::default());
+        self.checked_packed(
+            op, g, input, weight, bias, activation, false, io, out, scratch,
+        )
     }
 
     /// [`crate::conv2d_forward_maxpool2x2`] with prepared weights.
@@ -294,11 +293,10 @@ impl Kernels {
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<()> {
-        const OP: &str = "conv2d_forward_maxpool2x2_packed";
-        weight.check(OP, self, g)?;
-        check_forward(OP, g, input, bias, out, scratch, true)?;
-        let io = Layouts::default();
-        weight.forward(self, g, input, bias, activation, true, io, out, scratch)
+        let (op, io) = ("conv2d_forward_maxpool2x2_packed", Layouts::default());
+        self.checked_packed(
+            op, g, input, weight, bias, activation, true, io, out, scratch,
+        )
     }
 
     /// [`Self::conv2d_forward_packed`] (or, when `pool`, its fused 2x2 max-pool variant)
@@ -323,9 +321,30 @@ impl Kernels {
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<()> {
-        const OP: &str = "conv2d_forward_packed_io";
-        weight.check(OP, self, g)?;
-        check_forward(OP, g, input, bias, out, scratch, pool)?;
+        let op = "conv2d_forward_packed_io";
+        self.checked_packed(
+            op, g, input, weight, bias, activation, pool, io, out, scratch,
+        )
+    }
+
+    /// The packed forward entry points' shared body: the weights' shape and tier, the
+    /// buffers, then the pass.
+    #[allow(clippy::too_many_arguments)]
+    fn checked_packed(
+        &self,
+        op: &'static str,
+        g: &Conv2dGeometry,
+        input: &[f32],
+        weight: &PackedConv,
+        bias: Option<&[f32]>,
+        activation: Activation,
+        pool: bool,
+        io: Layouts,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        weight.check(op, self, g)?;
+        check_forward(op, g, input, bias, out, scratch, pool)?;
         weight.forward(self, g, input, bias, activation, pool, io, out, scratch)
     }
 }

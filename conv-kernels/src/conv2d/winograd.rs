@@ -520,6 +520,28 @@ pub(crate) fn pack_weights(
         .map(Filters::Packed)
 }
 
+/// [`forward`] on raw `[O, C, 5, 5]` weights (transformed and packed here, per call), NCHW
+/// in and out: the unpacked entry points' form.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_raw(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    pool: bool,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    let u = pack_weights(k, g.out_channels, g.in_channels, w)?;
+    let x = Input {
+        data: x,
+        channels_last: false,
+    };
+    forward(k, g, x, &u, bias, relu, pool, out, scratch)
+}
+
 /// The input of [`forward`]: the batch, NCHW or (`channels_last`) NHWC.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Input<'a> {
