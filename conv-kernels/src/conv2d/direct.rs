@@ -1,7 +1,8 @@
 //! Direct convolution (forward only) with **one vector over output channels**: each register
 //! block holds a 2 x 6 patch of output pixels for one vector of output channels (12
-//! accumulators), and every tap is one weight-vector load plus one broadcast input value per
-//! pixel. Bias, ReLU and, when asked, the 2x2 max-pool run on the accumulators, and the
+//! accumulators); a tap multiplies one weight vector by broadcast input values (for 5-wide
+//! kernels each input value of a kernel row is broadcast once and meets all 5 weight
+//! vectors). Bias, ReLU and, when asked, the 2x2 max-pool run on the accumulators, and the
 //! block is stored channels-last, which is the layout conv2's Winograd transform reads.
 //!
 //! Meant for small reductions: conv1 (one input channel, 25 taps), where im2col + GEMM
@@ -58,9 +59,9 @@ fn reads_in_place(g: &Conv2dGeometry, layout: Layout) -> bool {
         && (layout == Layout::Nchw || g.in_channels == 1)
 }
 
-/// The weights of `shape` `[O, C, KH, KW]` as the kernel reads them: `[C·KH·KW, op]`, one row per tap
-/// in the order (channel, kernel row, kernel column), output channels padded with zeros to
-/// whole vectors of `lanes`.
+/// The weights of `shape` `[O, C, KH, KW]` as the kernel reads them: `[C·KH·KW, op]`, one
+/// row per tap in the order (channel, kernel row, kernel column), output channels padded
+/// with zeros to whole vectors of `lanes`.
 pub(crate) fn pack_weights(shape: [usize; 4], lanes: usize, w: &[f32]) -> Vec<f32> {
     let [o_all, c, kh, kw] = shape;
     let taps = c * kh * kw;
@@ -79,8 +80,9 @@ pub(crate) fn pack_weights(shape: [usize; 4], lanes: usize, w: &[f32]) -> Vec<f3
 pub(crate) struct ImageArgs<'a> {
     /// The image, `[C, ph, pw]` (zero-padded where the geometry pads).
     pub input: &'a [f32],
-    /// Rows and columns of `input`'s planes.
+    /// Rows of `input`'s planes.
     pub ph: usize,
+    /// Columns of `input`'s planes.
     pub pw: usize,
     /// `[C·KH·KW, op]` from [`pack_weights`].
     pub weight: &'a [f32],

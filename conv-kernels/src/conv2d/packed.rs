@@ -95,10 +95,10 @@ impl PackedConv {
     }
 
     /// The forward pass (pooled when `pool`) after the caller's checks: the direct kernel
-    /// where it was prepared and the output is pooled or either side channels-last (im2col
-    /// wins its unpooled NCHW output: [`super::direct_pays`]), else Winograd on the prepared filters when
-    /// [`Self::runs_winograd`], else im2col (what `Auto` runs there), on the prepared im2col
-    /// weight where there is one.
+    /// where it was prepared and the output is pooled or either side channels-last (on
+    /// unpooled NCHW it only ties im2col, which keeps it: [`super::direct_pays`]), else
+    /// Winograd on the prepared filters when [`Self::runs_winograd`], else im2col (what
+    /// `Auto` runs there), on the prepared im2col weight where there is one.
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
