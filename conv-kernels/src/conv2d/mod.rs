@@ -18,8 +18,9 @@
 //!   kernel row; bias, ReLU and the 2x2 pool on the accumulators, stored channels-last.
 //!   For small reductions (conv1: one channel, 25 taps), where im2col spends as long
 //!   unrolling, packing and pooling as multiplying. It runs conv1 fused with its pool and
-//!   in [`PackedConv`] on AVX2 ([`direct_pays`]: 1.5-1.9x faster than im2col's fused path in the same rounds
-//!   there); its unpooled NCHW output goes through a transposition and only ties im2col.
+//!   in [`PackedConv`] on AVX2 ([`direct_pays`]: 1.5-1.9x faster than im2col's fused path
+//!   in the same rounds there); its unpooled NCHW output goes through a transposition and
+//!   only ties im2col.
 //!   (Its predecessor, with lanes over output columns, lost everywhere and is gone.)
 //! * [`ConvAlgo::Winograd`] (`winograd.rs`, forward only, 5x5 kernels): F(2x2, 5x5), 2.78x
 //!   fewer multiplies than direct convolution, as 36 GEMMs over transformed tiles (on our
