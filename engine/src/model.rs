@@ -631,7 +631,7 @@ impl Sequential {
                     let pool = steps.next_if(|next| fuses_with_pool(c, &g, next, step.dst));
                     let written = pool.map_or(step.dst, |p| p.dst);
                     out_len = m * self.plan.buf_len[written];
-                    let output = if w.writes_channels_last(&g)
+                    let output = if w.writes_channels_last()
                         && next_conv_reads_channels_last(steps.clone(), written, m, packed)?
                     {
                         Layout::Nhwc

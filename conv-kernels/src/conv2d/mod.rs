@@ -172,7 +172,8 @@ pub fn winograd_pays(isa: Isa) -> bool {
 /// the same rounds). Unpooled NCHW output, which it writes through a transposed tile, ties
 /// (`conv1_forward_b32/avx2/*`: 0.527 / 0.533 / 0.649 vs 0.545-0.550 ms), so `Auto` keeps
 /// im2col there (training's forward). On the portable tier it loses everywhere (pooled
-/// 1.60-1.61 vs 0.83-0.90 ms: no FMA, 4 lanes). AVX-512 and NEON are untimed and keep
+/// 1.60-1.61 vs 0.83-0.90 ms, two rounds of the earlier 2 x 4-pixel build: no FMA, 4
+/// lanes). AVX-512 and NEON are untimed and keep
 /// im2col.
 pub fn direct_pays(in_channels: usize, isa: Isa) -> bool {
     in_channels == 1 && isa == Isa::Avx2Fma
@@ -384,16 +385,10 @@ impl Kernels {
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<()> {
-        const OP: &str = "conv2d_forward";
-        check_forward(OP, g, input, bias, out, scratch, false)?;
-        check_len(OP, "weight", weight.len(), g.weight_len())?;
-        let relu = activation == Activation::Relu;
-        let forward_raw = match algo.resolve_for(g, self.isa) {
-            ConvAlgo::Direct => direct::forward_raw,
-            ConvAlgo::Winograd => winograd::forward_raw,
-            _ => im2col::forward_raw,
-        };
-        forward_raw(self, g, input, weight, bias, relu, false, out, scratch)
+        let op = "conv2d_forward";
+        self.forward_unpacked(
+            op, g, algo, input, weight, bias, activation, false, out, scratch,
+        )
     }
 
     /// [`conv2d_forward_maxpool2x2`] on this tier.
@@ -427,21 +422,43 @@ impl Kernels {
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<()> {
-        const OP: &str = "conv2d_forward_maxpool2x2";
-        check_forward(OP, g, input, bias, out, scratch, true)?;
-        check_len(OP, "weight", weight.len(), g.weight_len())?;
+        let op = "conv2d_forward_maxpool2x2";
+        self.forward_unpacked(
+            op, g, algo, input, weight, bias, activation, true, out, scratch,
+        )
+    }
+
+    /// The unpacked forward entry points' shared body: the buffers, then the algorithm
+    /// `algo` resolves to (fused with the pool when `pool`, where `Auto` takes the direct
+    /// kernel if it pays), on weights prepared per call.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_unpacked(
+        &self,
+        op: &'static str,
+        g: &Conv2dGeometry,
+        algo: ConvAlgo,
+        input: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        activation: Activation,
+        pool: bool,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        check_forward(op, g, input, bias, out, scratch, pool)?;
+        check_len(op, "weight", weight.len(), g.weight_len())?;
         let relu = activation == Activation::Relu;
-        let algo = if algo == ConvAlgo::Auto && direct_pays(g.in_channels, self.isa) {
+        let algo = if pool && algo == ConvAlgo::Auto && direct_pays(g.in_channels, self.isa) {
             ConvAlgo::Direct
         } else {
             algo.resolve_for(g, self.isa)
         };
         let forward_raw = match algo {
-            ConvAlgo::Winograd => winograd::forward_raw,
             ConvAlgo::Direct => direct::forward_raw,
+            ConvAlgo::Winograd => winograd::forward_raw,
             _ => im2col::forward_raw,
         };
-        forward_raw(self, g, input, weight, bias, relu, true, out, scratch)
+        forward_raw(self, g, input, weight, bias, relu, pool, out, scratch)
     }
 
     /// [`conv2d_backward_input`] on this tier.

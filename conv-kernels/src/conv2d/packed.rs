@@ -66,9 +66,10 @@ impl PackedConv {
         self.runs_direct() || self.runs_winograd(g)
     }
 
-    /// Whether the forward pass of `g` can write its output channels-last: the direct
-    /// kernel's native layout (the others write NCHW only).
-    pub fn writes_channels_last(&self, _g: &Conv2dGeometry) -> bool {
+    /// Whether the forward pass can write its output channels-last: the direct kernel's
+    /// native layout (the others write NCHW only; no geometry matters, unlike
+    /// [`Self::reads_channels_last`], whose Winograd rule depends on the batch).
+    pub fn writes_channels_last(&self) -> bool {
         self.runs_direct()
     }
 

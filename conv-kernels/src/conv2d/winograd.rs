@@ -51,6 +51,12 @@ pub(crate) fn plane_stride(len: usize) -> usize {
     len.next_multiple_of(LINE) + LINE
 }
 
+/// Staged rows and columns per image: the extent of the 6x6 input tiles of 2x2 output tiles
+/// (`2 · tiles + 4` each way).
+fn stage_dims(g: &Conv2dGeometry) -> (usize, usize) {
+    (2 * g.out_h.div_ceil(2) + 4, 2 * g.out_w.div_ceil(2) + 4)
+}
+
 /// Whether this path computes `g` (5x5 kernels, any padding).
 pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
     g.kernel_h == 5 && g.kernel_w == 5
@@ -91,7 +97,7 @@ impl WinogradPlan {
         let per_img = tiles_h * tiles_w;
         let cn = TARGET_TILES.div_ceil(per_img).clamp(1, g.batch);
         let t = cn * per_img;
-        let (stage_h, stage_w) = (2 * tiles_h + 4, 2 * tiles_w + 4);
+        let (stage_h, stage_w) = stage_dims(g);
         let (cp, op) = (padded(g.in_channels, lanes), padded(g.out_channels, lanes));
         Self {
             tiles_h,
@@ -218,7 +224,7 @@ pub(crate) unsafe fn weights_simd<V: F32Vec>(w: &[f32], u: &mut [f32]) {
 /// Whether the staged chunk is the input itself: no padding, no overhang, whole vectors of
 /// channels (then NHWC input needs no staging at all, and NCHW only a transposition).
 fn stages_as_is(g: &Conv2dGeometry, cp: usize) -> bool {
-    let (sh, sw) = (2 * g.out_h.div_ceil(2) + 4, 2 * g.out_w.div_ceil(2) + 4);
+    let (sh, sw) = stage_dims(g);
     g.pad_top == 0 && g.pad_left == 0 && sh == g.in_h && sw == g.in_w && cp == g.in_channels
 }
 
@@ -239,7 +245,7 @@ unsafe fn stage_simd<V: F32Vec>(
     cp: usize,
     stage: &mut [f32],
 ) {
-    let (sh, sw) = (2 * g.out_h.div_ceil(2) + 4, 2 * g.out_w.div_ceil(2) + 4);
+    let (sh, sw) = stage_dims(g);
     let stage = &mut stage[..nimg * sh * sw * cp];
     let (plane, c_all, l) = (g.in_h * g.in_w, g.in_channels, V::LANES);
     let same = stages_as_is(g, cp) && !channels_last;
@@ -323,7 +329,7 @@ pub(crate) unsafe fn input_simd<V: F32Vec>(
         &*stage
     };
     let (tiles_h, tiles_w) = (g.out_h.div_ceil(2), g.out_w.div_ceil(2));
-    let (sh, sw) = (2 * tiles_h + 4, 2 * tiles_w + 4);
+    let (sh, sw) = stage_dims(g);
     let t_all = nimg * tiles_h * tiles_w;
     let vs = plane_stride(t_all * cp);
     let mut t = 0;
